@@ -1,0 +1,513 @@
+"""One HTTP client for the SkyPrep admin API: auth, rate budget, retries, paging, error mapping
+and the read-only guard. Every resource of a run shares one client (and so one rate budget).
+
+Why not dlt's retrying `requests` session: the rate budget must be paid before *every*
+attempt (a retry is a call the server counts), and two failure modes only show after the body
+is read — a truncated JSON body (retryable) and the vendor's HTML login page (a credentials
+error, never retried). A small loop of our own keeps those three rules in one readable place.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import orjson
+import requests
+
+from skyprep_source.errors import (
+    CREDENTIALS_HINT,
+    SkyPrepAPIError,
+    SkyPrepCredentialsError,
+    SkyPrepRequestFailed,
+    SkyPrepRouteRefused,
+    SkyPrepTransportError,
+)
+
+logger = logging.getLogger("skyprep_source")
+
+DEFAULT_BASE_URL = "https://api.skyprep.io/admin/api"
+
+# Routes that only read. Anything else is refused before a byte leaves the machine.
+# `generate_async_report` / `get_async_report` / `get_report` render reports from existing data:
+# they create a report job, never touch users, courses or progress.
+READ_ROUTES: frozenset[str] = frozenset(
+    {
+        "test_connection",
+        "get_users",
+        "get_user",
+        "get_user_courses",
+        "get_power_users",
+        "get_user_roles",
+        "get_datasets",
+        "get_courses",
+        "get_course",
+        "get_user_course_status",
+        "get_user_groups",
+        "get_user_group",
+        "get_user_group_enrollments_for_user",
+        "get_manager_permissions_from_user_group",
+        "get_learning_paths",
+        "get_learning_path",
+        "get_instructor_led_trainings",
+        "get_instructor_led_training",
+        "get_instructor_led_training_timeslot",
+        "get_instructor_led_training_timeslots",
+        "get_instructor_led_training_timeslot_registrations",
+        "get_course_progresses",
+        "get_course_progress",
+        "get_course_item_progress",
+        "get_report",
+        "generate_async_report",
+        "get_async_report",
+        "get_saved_advanced_reports",
+        "get_saved_advanced_report",
+        "get_user_gamification_balance",
+        "get_skills",
+        "get_skill",
+        "get_user_skill_balances_and_competencies",
+        "get_competencies",
+        "get_competency",
+        "get_program",
+        "get_data",
+        "get_materials",
+        "get_payments",
+    }
+)
+# Named "get_" but with side effects: they mint login keys, auto-create users, mint OTP keys.
+SIDE_EFFECT_ROUTES: frozenset[str] = frozenset({"get_login_key", "get_course_otp"})
+
+RETRYABLE_STATUS: frozenset[int] = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 522, 524})
+_RETRYABLE_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    requests.ConnectionError,  # refused, reset, dropped (RemoteDisconnected), DNS
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,  # body cut short against Content-Length
+    requests.exceptions.ContentDecodingError,
+    SkyPrepTransportError,
+)
+
+
+def ensure_read_route(route: str) -> None:
+    """Raise `SkyPrepRouteRefused` unless `route` is on the read-only allow-list."""
+    if route in SIDE_EFFECT_ROUTES:
+        raise SkyPrepRouteRefused(
+            f"SkyPrep route {route!r} has side effects (it creates login or enrollment keys) "
+            "and is never called by this read-only source"
+        )
+    if route not in READ_ROUTES:
+        raise SkyPrepRouteRefused(
+            f"SkyPrep route {route!r} is not on the read-only allow-list; this source never "
+            "calls routes that could change the account"
+        )
+
+
+class RateBudget:
+    """At most `requests_per_minute` calls in any sliding window of `window_s` seconds.
+
+    Shared by every resource (and thread) of a run. `pause()` lets a throttled call stop
+    everybody for the server's `Retry-After`. `requests_per_minute=None` only keeps the pause.
+    """
+
+    def __init__(
+        self,
+        requests_per_minute: int | None,
+        window_s: float = 60.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if requests_per_minute is not None and requests_per_minute < 1:
+            raise ValueError("requests_per_minute must be a positive integer or None")
+        self.requests_per_minute = requests_per_minute
+        self.window_s = window_s
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._recent: deque[float] = deque()
+        self._paused_until = 0.0
+
+    def acquire(self) -> float:
+        """Block until one more call fits the budget; return the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                wait = self._paused_until - now
+                if wait <= 0:
+                    limit = self.requests_per_minute
+                    if limit is None:
+                        return waited
+                    while self._recent and self._recent[0] <= now - self.window_s:
+                        self._recent.popleft()
+                    if len(self._recent) < limit:
+                        self._recent.append(now)
+                        return waited
+                    wait = self._recent[0] + self.window_s - now
+            self._sleep(wait)
+            waited += wait
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller back for `seconds` (the server asked us to slow down)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded attempts with exponential backoff; a server's `Retry-After` wins when given."""
+
+    max_attempts: int = 6
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 60.0
+    max_retry_after_s: float = 300.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after_s)
+        backoff = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
+        # a little jitter so concurrent workers do not retry in lockstep
+        return float(backoff * (1.0 + 0.1 * random.random()))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """`Retry-After` as seconds: either delta-seconds or an HTTP date; None when absent/odd."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+@dataclass
+class PagingKnowledge:
+    """What the client learned about the server's paging during this run."""
+
+    honours_page_size: bool = False  # some page came back with exactly per_page rows
+    ignores_paging: bool = False  # a page had more than per_page rows, or repeated a page
+    longest_whole_short_page: int = 0  # a short first page this long was confirmed complete
+    page_caps: dict[str, int] = field(default_factory=dict)  # route -> rows the server caps at
+
+
+class _RetryableResponse(Exception):
+    """An answer worth retrying (throttled, 5xx); carries the server's Retry-After."""
+
+    def __init__(self, description: str, retry_after: float | None, throttled: bool) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+        self.throttled = throttled
+
+
+RowKey = Callable[[Mapping[str, Any]], Any]
+
+
+def key_of(*fields: str) -> RowKey:
+    """A row-identity function over the raw JSON record (ids as text: 8877 == "8877")."""
+    if len(fields) == 1:
+        name = fields[0]
+        return lambda row: str(row.get(name))
+    return lambda row: tuple(str(row.get(name)) for name in fields)
+
+
+class SkyPrepClient:
+    """The SkyPrep admin API, read-only, with the account's rate budget and bounded retries.
+
+    Credentials travel in the POST form body only (never in a URL); they are redacted from
+    every message this client produces.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        acct_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        rate_budget: RateBudget | None = None,
+        retry: RetryPolicy | None = None,
+        request_timeout: float = 60.0,
+        page_size: int = 1000,
+        concurrency: int = 1,
+        session: requests.Session | None = None,
+    ) -> None:
+        if not api_key or not str(api_key).strip():
+            raise SkyPrepCredentialsError(f"SkyPrep api_key is empty: {CREDENTIALS_HINT}")
+        if not acct_key or not str(acct_key).strip():
+            raise SkyPrepCredentialsError(f"SkyPrep acct_key is empty: {CREDENTIALS_HINT}")
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        if page_size < 1 or concurrency < 1:
+            raise ValueError("page_size and concurrency must be positive")
+        self._api_key = str(api_key).strip()
+        self._acct_key = str(acct_key).strip()
+        self.base_url = base_url.rstrip("/")
+        self.rate_budget = rate_budget or RateBudget(None)
+        self.retry = retry or RetryPolicy()
+        self.request_timeout = request_timeout
+        self.page_size = page_size
+        self.paging = PagingKnowledge()
+        self._session = session or requests.Session()
+        self._in_flight = threading.BoundedSemaphore(concurrency)
+        self._lock = threading.Lock()
+        self.calls = 0  # HTTP attempts sent, retries included
+        self.retries = 0
+
+    def __repr__(self) -> str:  # never show the key
+        return f"SkyPrepClient(base_url={self.base_url!r}, acct_key={self._acct_key!r})"
+
+    def __enter__(self) -> SkyPrepClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._session.close()
+
+    # ---- single calls ----------------------------------------------------------------
+
+    def call(self, route: str, params: Mapping[str, Any] | None = None) -> Any:
+        """POST `route` with `params`; return the parsed JSON answer (retried as needed)."""
+        return self._request(route, params, expect_json=True)
+
+    def call_text(self, route: str, params: Mapping[str, Any] | None = None) -> str:
+        """POST `route`; return the body as text (CSV downloads). HTML still means credentials."""
+        return str(self._request(route, params, expect_json=False))
+
+    def call_list(self, route: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """Call a list route; the answer must be a JSON array."""
+        answer = self.call(route, params)
+        if isinstance(answer, list):
+            return answer
+        if isinstance(answer, dict) and not answer:
+            return []
+        raise SkyPrepAPIError(
+            f"SkyPrep {route} answered {self._describe_json(answer)} where a JSON array was "
+            f"expected; if this is an authentication message, {CREDENTIALS_HINT}"
+        )
+
+    # ---- paging ----------------------------------------------------------------------
+
+    def pages(
+        self,
+        route: str,
+        params: Mapping[str, Any] | None = None,
+        key: RowKey | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield the rows of a list route page by page, each row once.
+
+        Works whether the server honours `page`/`per_page`, caps the page size, or ignores
+        paging and answers the whole list every time: it stops (never loops), and rows seen on
+        an earlier page (page drift, repeated lists) are dropped by `key`.
+        """
+        key = key or key_of("id")
+        per_page = self.page_size
+        knowledge = self.paging
+        seen: set[Any] = set()
+
+        def fresh_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            fresh = []
+            for row in rows:
+                row_key = key(row)
+                if row_key not in seen:
+                    seen.add(row_key)
+                    fresh.append(row)
+            return fresh
+
+        def fetch(page: int) -> list[dict[str, Any]]:
+            return self.call_list(route, {**(params or {}), "page": page, "per_page": per_page})
+
+        page = 1
+        while True:
+            full = knowledge.page_caps.get(route, per_page)
+            rows = fetch(page)
+            fresh = fresh_rows(rows)
+            if len(rows) > full:
+                if len(rows) > per_page:
+                    self._learn_paging_ignored(route, f"a page of {len(rows)} > {per_page} rows")
+                if fresh:
+                    yield fresh
+                return
+            if rows and not fresh:
+                self._learn_paging_ignored(route, f"page {page} repeated rows already read")
+                return
+            if fresh:
+                yield fresh
+            if knowledge.ignores_paging:
+                return
+            if len(rows) == full:
+                if full == per_page:
+                    knowledge.honours_page_size = True
+                page += 1
+                continue
+            # a short page: the end of the list, once we know the server's page size holds
+            known_size = (
+                knowledge.honours_page_size
+                or route in knowledge.page_caps
+                or len(rows) < knowledge.longest_whole_short_page
+            )
+            if not rows or page > 1 or known_size:
+                return
+            # a short first page may be a server cap below per_page: one call to confirm
+            second = fetch(2)
+            fresh_second = fresh_rows(second)
+            if not second:
+                knowledge.longest_whole_short_page = max(
+                    knowledge.longest_whole_short_page, len(rows)
+                )
+                return
+            if not fresh_second:
+                self._learn_paging_ignored(route, "page 2 repeated page 1")
+                return
+            knowledge.page_caps[route] = len(rows)
+            logger.warning(
+                "SkyPrep %s caps pages at %d rows (asked for %d); paging on",
+                route,
+                len(rows),
+                per_page,
+            )
+            yield fresh_second
+            if len(second) < len(rows):
+                return
+            page = 3
+
+    def _learn_paging_ignored(self, route: str, evidence: str) -> None:
+        if not self.paging.ignores_paging:
+            logger.warning(
+                "SkyPrep %s ignores paging (%s): reading each list in one call", route, evidence
+            )
+        self.paging.ignores_paging = True
+
+    # ---- the request loop ------------------------------------------------------------
+
+    def _request(self, route: str, params: Mapping[str, Any] | None, *, expect_json: bool) -> Any:
+        ensure_read_route(route)
+        url = f"{self.base_url}/{route}"
+        form = {k: _form_value(v) for k, v in (params or {}).items() if v is not None}
+        form["api_key"] = self._api_key
+        form["acct_key"] = self._acct_key
+        attempts = self.retry.max_attempts
+        last_problem = "no attempt made"
+        for attempt in range(1, attempts + 1):
+            self.rate_budget.acquire()
+            retry_after: float | None = None
+            try:
+                with self._in_flight:
+                    with self._lock:
+                        self.calls += 1
+                    response = self._session.post(url, data=form, timeout=self.request_timeout)
+                    body = response.content  # read here: a cut body raises inside the try
+                return self._interpret(route, response, body, expect_json=expect_json)
+            except _RetryableResponse as problem:
+                last_problem = str(problem)
+                retry_after = problem.retry_after
+                throttled = problem.throttled
+            except _RETRYABLE_EXCEPTIONS as problem:
+                last_problem = f"{type(problem).__name__}: {self._redact(str(problem))}"
+                throttled = False
+            if attempt == attempts:
+                break
+            delay = self.retry.delay(attempt, retry_after)
+            with self._lock:
+                self.retries += 1
+            logger.warning(
+                "SkyPrep %s: %s (attempt %d/%d); retrying in %.1fs",
+                route,
+                last_problem,
+                attempt,
+                attempts,
+                delay,
+            )
+            if throttled:
+                # the account's budget is spent: hold back every worker, not just this one
+                self.rate_budget.pause(delay)
+            else:
+                time.sleep(delay)
+        raise SkyPrepRequestFailed(
+            f"SkyPrep {route} failed {attempts} times in a row, last with {last_problem}; "
+            "nothing from this run was loaded, re-run later (or raise max_attempts)"
+        )
+
+    def _interpret(
+        self, route: str, response: requests.Response, body: bytes, *, expect_json: bool
+    ) -> Any:
+        status = response.status_code
+        if status in RETRYABLE_STATUS:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            raise _RetryableResponse(
+                f"HTTP {status}", retry_after, throttled=status == 429 or retry_after is not None
+            )
+        content_type = response.headers.get("Content-Type", "").lower()
+        head = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
+        looks_html = "html" in content_type or head[:1] == b"<"
+        if status in (401, 403) or looks_html:
+            raise SkyPrepCredentialsError(
+                f"SkyPrep {route} answered with "
+                f"{'an HTML page' if looks_html else f'HTTP {status}'} instead of JSON: "
+                f"{CREDENTIALS_HINT}"
+            )
+        if status >= 400:
+            raise SkyPrepAPIError(
+                f"SkyPrep {route} answered HTTP {status}: {self._redact(_short_text(body))}"
+            )
+        if not expect_json:
+            if not body:
+                raise SkyPrepTransportError("empty body")
+            return body.decode("utf-8", errors="replace")
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            # JSON that starts but does not finish was cut in transit: worth another try
+            if not head or head[:1] in b'[{"' or head[:1].isdigit():
+                raise SkyPrepTransportError(f"truncated JSON body ({len(body)} bytes)") from None
+            raise SkyPrepCredentialsError(
+                f"SkyPrep {route} answered with a non-JSON body: {CREDENTIALS_HINT}"
+            ) from None
+
+    def _describe_json(self, answer: Any) -> str:
+        if isinstance(answer, dict):
+            message = answer.get("error") or answer.get("message") or answer.get("errors")
+            if message:
+                return f"an object with the message {self._redact(str(message))[:200]!r}"
+            return "an object"
+        return f"a {type(answer).__name__}"
+
+    def _redact(self, text: str) -> str:
+        for secret in (self._api_key,):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+
+def _form_value(value: Any) -> Any:
+    """Form encoding: lists as the API's comma lists, booleans as true/false."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return ",".join(str(v) for v in value)
+    return value
+
+
+def _short_text(body: bytes) -> str:
+    text = body[:300].decode("utf-8", errors="replace").strip()
+    return text or "(empty body)"

@@ -1,0 +1,33 @@
+"""Errors a user of the SkyPrep source can meet; each message names the fix."""
+
+from __future__ import annotations
+
+CREDENTIALS_HINT = (
+    "check api_key and acct_key (sources.skyprep.api_key / sources.skyprep.acct_key, or "
+    "SOURCES__SKYPREP__API_KEY / SOURCES__SKYPREP__ACCT_KEY) and base_url "
+    "(sources.skyprep.base_url)"
+)
+
+
+class SkyPrepError(Exception):
+    """Base class of every error the SkyPrep source raises on purpose."""
+
+
+class SkyPrepCredentialsError(SkyPrepError):
+    """SkyPrep refused the credentials or answered with its HTML web page instead of JSON."""
+
+
+class SkyPrepRouteRefused(SkyPrepError):
+    """The client was asked to call a route that is not on the read-only allow-list."""
+
+
+class SkyPrepAPIError(SkyPrepError):
+    """SkyPrep answered a call with an error that retrying cannot fix (a 4xx, an error JSON)."""
+
+
+class SkyPrepRequestFailed(SkyPrepError):
+    """A call kept failing with retryable errors until the attempts ran out."""
+
+
+class SkyPrepTransportError(SkyPrepError):
+    """A retryable transport problem the HTTP library does not see, e.g. a truncated body."""

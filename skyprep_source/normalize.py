@@ -1,0 +1,321 @@
+"""JSON records -> Arrow tables with an entity's fixed, typed schema.
+
+Column-wise: each field is pulled out of the page once and converted by one Arrow call; the
+wire's odd shapes (ids as strings, amounts as strings, booleans as "true", dates in English)
+drop to a slower path only for the column that has them, and to per-value Python only for the
+values Arrow cannot parse.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from skyprep_source.schemas import (
+    ARROW_TYPES,
+    JSON_FIELD_METADATA,
+    MONEY_TYPE,
+    TIMESTAMP_TYPE,
+    EntitySchema,
+    Kind,
+)
+
+logger = logging.getLogger("skyprep_source")
+
+# values that mean "no value" in the API and its CSV exports
+EMPTY_TEXTS = ("", "'-", "-")
+
+_ISO_WITH_ZONE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$"
+_ISO_NAIVE = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?$"
+# English formats seen in the API (users' created_at, inputs) and in report CSVs
+ENGLISH_DATE_FORMATS = (
+    "%B %d %Y %H:%M:%S",  # June 23 2013 12:00:00
+    "%B %d, %Y",  # July 31, 2015
+    "%B %d, %Y at %I:%M %p",  # March 4, 2024 at 3:07 PM
+    "%B %d, %Y %I:%M %p",
+    "%B %d, %Y %H:%M:%S",
+    "%b %d %Y %H:%M:%S",
+    "%b %d, %Y",
+    "%d-%b %Y",  # 06-Nov 2020
+    "%m/%d/%Y",
+    "%Y/%m/%d",
+)
+_TRUE = frozenset({"true", "t", "1", "yes", "y"})
+_FALSE = frozenset({"false", "f", "0", "no", "n"})
+
+
+def records_to_table(records: Sequence[dict[str, Any]], schema: EntitySchema) -> pa.Table:
+    """Build the Arrow table of one page: every known field typed (missing ones as nulls), then
+    every extra field the API sent, typed from its JSON values."""
+    columns: list[pa.Array] = []
+    fields: list[pa.Field] = []
+    for name, kind in schema.fields.items():
+        values = [record.get(name) for record in records]
+        columns.append(convert_column(values, kind, name))
+        fields.append(schema.arrow_field(name))
+    extra_names = sorted(set().union(*records) - schema.fields.keys()) if records else []
+    for name in extra_names:
+        values = [record.get(name) for record in records]
+        array, kind = infer_column(values, name)
+        columns.append(array)
+        metadata = JSON_FIELD_METADATA if kind == "json" else None
+        fields.append(pa.field(name, array.type, metadata=metadata))
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+def json_columns(table: pa.Table) -> list[str]:
+    """Names of the columns that hold serialised JSON (for dlt's `json` data type)."""
+    return [f.name for f in table.schema if f.metadata and f.metadata == JSON_FIELD_METADATA]
+
+
+def convert_column(values: list[Any], kind: Kind, name: str = "") -> pa.Array:
+    """One column of wire values -> an Arrow array of the kind's type."""
+    if kind in ("id", "int"):
+        return _integers(values, name)
+    if kind == "timestamp":
+        return parse_timestamps(values, name)
+    if kind == "text":
+        return _texts(values)
+    if kind == "json":
+        return pa.array([None if v is None else _dumps(v) for v in values], pa.string())
+    if kind == "bool":
+        return _booleans(values, name)
+    if kind == "decimal":
+        return _decimals(values, name)
+    if kind == "float":
+        return _floats(values, name)
+    raise ValueError(f"unknown column kind {kind!r}")
+
+
+def infer_column(values: list[Any], name: str = "") -> tuple[pa.Array, Kind]:
+    """Type a field the schema does not know, from the JSON types of its values.
+
+    Unambiguous JSON types are kept (integers, floats, booleans, text); objects and arrays
+    become JSON text; a mix becomes text. Numeric-looking *strings* stay text on purpose: a
+    custom attribute "0042" must not lose its zeros.
+    """
+    types = {type(v) for v in values if v is not None}
+    kind: Kind
+    if not types or types == {str}:
+        kind = "text"
+    elif types == {bool}:
+        kind = "bool"
+    elif types == {int}:
+        kind = "int"
+    elif types <= {int, float}:
+        kind = "float"
+    elif types <= {dict, list}:
+        kind = "json"
+    else:
+        return pa.array([_as_text(v) for v in values], pa.string()), "text"
+    return convert_column(values, kind, name), kind
+
+
+# ---- kinds -----------------------------------------------------------------------------
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return _dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _texts(values: list[Any]) -> pa.Array:
+    try:
+        return pa.array(values, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([_as_text(v) for v in values], pa.string())
+
+
+def _blank_to_null(array: pa.Array) -> pa.Array:
+    """Strip whitespace; "" and the exports' "'-" become null."""
+    stripped = pc.utf8_trim_whitespace(array)
+    empty = pc.is_in(stripped, value_set=pa.array(EMPTY_TEXTS, pa.string()))
+    return pc.if_else(empty, pa.scalar(None, pa.string()), stripped)
+
+
+def _integers(values: list[Any], name: str) -> pa.Array:
+    try:
+        return pa.array(values, pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        pass
+    # ids as numeric strings ("8877"): Arrow parses them in one cast
+    texts = _blank_to_null(pa.array([_as_text(v) for v in values], pa.string()))
+    try:
+        return pc.cast(texts, pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.array([_int_or_none(v, name) for v in texts.to_pylist()], pa.int64())
+
+
+def _int_or_none(text: str | None, name: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+        if number.is_integer():
+            return int(number)
+    except ValueError:
+        pass
+    logger.warning("SkyPrep field %s: %r is not an integer; loaded as null", name, text[:40])
+    return None
+
+
+def _floats(values: list[Any], name: str) -> pa.Array:
+    try:
+        return pa.array(values, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    texts = _blank_to_null(pa.array([_as_text(v) for v in values], pa.string()))
+    try:
+        return pc.cast(texts, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.array([_float_or_none(v, name) for v in texts.to_pylist()], pa.float64())
+
+
+def _float_or_none(text: str | None, name: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text.rstrip("%"))
+    except ValueError:
+        logger.warning("SkyPrep field %s: %r is not a number; loaded as null", name, text[:40])
+        return None
+
+
+def _decimals(values: list[Any], name: str) -> pa.Array:
+    # amounts arrive as strings ("49.99"); floats are printed shortest-exact by repr
+    texts = _blank_to_null(pa.array([_as_text(v) for v in values], pa.string()))
+    try:
+        return pc.cast(texts, MONEY_TYPE)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.array([_decimal_or_none(v, name) for v in texts.to_pylist()], MONEY_TYPE)
+
+
+def _decimal_or_none(text: str | None, name: str) -> Decimal | None:
+    if text is None:
+        return None
+    try:
+        return Decimal(text.replace(",", "").lstrip("$")).quantize(Decimal("0.01"))
+    except InvalidOperation:
+        logger.warning("SkyPrep field %s: %r is not an amount; loaded as null", name, text[:40])
+        return None
+
+
+def _booleans(values: list[Any], name: str) -> pa.Array:
+    try:
+        return pa.array(values, pa.bool_())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([_bool_or_none(v, name) for v in values], pa.bool_())
+
+
+def _bool_or_none(value: Any, name: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    if text in EMPTY_TEXTS:
+        return None
+    logger.warning("SkyPrep field %s: %r is not a flag; loaded as null", name, text[:40])
+    return None
+
+
+def parse_timestamps(values: Iterable[Any] | pa.Array, name: str = "") -> pa.Array:
+    """Wire dates -> TIMESTAMP(us, UTC). ISO 8601 with a zone parses in one cast; naive ISO
+    and English formats ("June 23 2013 12:00:00", "July 31, 2015", "March 4, 2024 at 3:07
+    PM") are read as UTC; a date alone is midnight UTC."""
+    if isinstance(values, pa.Array):
+        texts = values.cast(pa.string())
+    else:
+        values = list(values)
+        try:
+            texts = pa.array(values, pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            texts = pa.array([_as_text(v) for v in values], pa.string())
+    try:
+        return pc.cast(texts, TIMESTAMP_TYPE)  # the common case: all ISO with a zone
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    texts = _blank_to_null(texts)
+    null_text = pa.scalar(None, pa.string())
+    result = pa.nulls(len(texts), TIMESTAMP_TYPE)
+
+    def unparsed() -> pa.Array:
+        return pc.and_(pc.is_valid(texts), pc.is_null(result))
+
+    def add(candidate: pa.Array) -> None:
+        nonlocal result
+        result = pc.coalesce(result, candidate)
+
+    for pattern, target in ((_ISO_WITH_ZONE, TIMESTAMP_TYPE), (_ISO_NAIVE, pa.timestamp("us"))):
+        matching = pc.match_substring_regex(texts, pattern)
+        if pc.any(matching).as_py():
+            try:
+                parsed = pc.cast(pc.if_else(matching, texts, null_text), target)
+                add(parsed.cast(TIMESTAMP_TYPE))  # naive values are UTC
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+    for date_format in ENGLISH_DATE_FORMATS:
+        todo = unparsed()
+        if not pc.any(todo).as_py():
+            break
+        parsed = pc.strptime(
+            pc.if_else(todo, texts, null_text), format=date_format, unit="us", error_is_null=True
+        )
+        add(parsed.cast(TIMESTAMP_TYPE))
+    todo = unparsed()
+    if pc.any(todo).as_py():
+        # the few values Arrow could not read: one more try each, in Python
+        fixed = [
+            _timestamp_or_none(text, name) if missing else None
+            for text, missing in zip(texts.to_pylist(), todo.to_pylist(), strict=True)
+        ]
+        add(pa.array(fixed, TIMESTAMP_TYPE))
+    return result
+
+
+def _timestamp_or_none(text: str, name: str) -> datetime | None:
+    cleaned = re.sub(r"\s+", " ", text.strip()).replace(" at ", " ")
+    try:
+        parsed = datetime.fromisoformat(cleaned.replace("Z", "+00:00"))
+    except ValueError:
+        parsed = None
+        for date_format in ENGLISH_DATE_FORMATS:
+            try:
+                parsed = datetime.strptime(cleaned, date_format.replace(" at ", " "))
+                break
+            except ValueError:
+                continue
+    if parsed is None:
+        logger.warning("SkyPrep field %s: %r is not a date; loaded as null", name, text[:40])
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def arrow_type_of(kind: Kind) -> pa.DataType:
+    """The Arrow type a kind becomes."""
+    return ARROW_TYPES[kind]

@@ -1,0 +1,345 @@
+"""The `skyprep` dlt source: the table of contents of what a run reads.
+
+Every resource pages through one shared `SkyPrepClient`, turns each page into a typed Arrow
+table (`normalize`), stamps it with a content hash (`_row_hash`) and hands it to dlt, which
+keeps the history with `scd2`: a re-run without upstream changes rewrites nothing, a changed
+record gets a new version, a record missing from a *complete* snapshot is retired. Any failed
+call raises, so a run that could not read everything loads nothing (and retires nothing).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Any, Literal, TypeVar
+
+import dlt
+import pyarrow as pa
+import pyarrow.compute as pc
+from dlt.extract.resource import DltResource
+from dlt.sources.helpers.transform import add_row_hash_to_table
+
+from skyprep_source.client import (
+    DEFAULT_BASE_URL,
+    RateBudget,
+    RetryPolicy,
+    SkyPrepClient,
+    key_of,
+)
+from skyprep_source.endpoints import ENDPOINTS, ROW_HASH, SNAPSHOT_RESOURCES, Endpoint
+from skyprep_source.errors import SkyPrepAPIError
+from skyprep_source.normalize import json_columns, records_to_table
+from skyprep_source.reports import csv_to_table, report_table_name
+
+DAY_SECONDS = 86_400
+# scd2 may retire any current row that is absent from a complete snapshot
+WHOLE_TABLE = "1 = 1"
+
+_add_row_hash = add_row_hash_to_table(ROW_HASH)
+T = TypeVar("T")
+
+
+@dlt.source(name="skyprep", max_table_nesting=0)
+def skyprep(
+    api_key: str = dlt.secrets.value,
+    acct_key: str = dlt.config.value,
+    base_url: str = DEFAULT_BASE_URL,
+    requests_per_minute: int | None = 100,
+    concurrency: int = 1,
+    page_size: int = 1000,
+    course_progress_mode: Literal["per_course", "account_wide"] = "per_course",
+    course_ids: Sequence[int] | None = None,
+    payments_lookback_days: int = 7,
+    saved_reports: bool = True,
+    request_timeout: float = 60.0,
+    max_attempts: int = 6,
+    backoff_base_s: float = 1.0,
+    backoff_max_s: float = 60.0,
+    rate_window_s: float = 60.0,
+) -> list[DltResource]:
+    """Read a SkyPrep account (read-only) as typed tables.
+
+    Args:
+        api_key: the account's API key (secret: `sources.skyprep.api_key`).
+        acct_key: the platform domain, e.g. `acme.skyprepapp.com`.
+        base_url: the admin API's base URL.
+        requests_per_minute: the rate budget shared by every resource; None turns it off.
+        concurrency: calls in flight at once (the vendor asks for 1).
+        page_size: rows asked per page (`per_page`); the client adapts to a server cap.
+        course_progress_mode: `per_course` (one list per course, as the reference shows) or
+            `account_wide` (one list without `course_id`).
+        course_ids: read progresses of these courses only; other courses' rows stay as they
+            are (never retired by this run).
+        payments_lookback_days: days re-read before the last payment seen, so late status
+            changes (refunds) are caught.
+        saved_reports: download each saved advanced report's CSV when it changed.
+        request_timeout: seconds per HTTP call.
+        max_attempts: attempts per call before the run fails.
+        backoff_base_s: first retry delay (doubling up to `backoff_max_s`) when the server
+            gives no Retry-After.
+        backoff_max_s: the longest retry delay.
+        rate_window_s: the window of the rate budget (60 s: "per minute").
+    """
+    client = SkyPrepClient(
+        api_key,
+        acct_key,
+        base_url,
+        rate_budget=RateBudget(requests_per_minute, rate_window_s),
+        retry=RetryPolicy(max_attempts, backoff_base_s, backoff_max_s),
+        request_timeout=request_timeout,
+        page_size=page_size,
+        concurrency=concurrency,
+    )
+    snapshots = {name: snapshot_resource(client, ENDPOINTS[name]) for name in SNAPSHOT_RESOURCES}
+    resources = [
+        *snapshots.values(),
+        course_progresses_resource(
+            client, snapshots["courses"], course_progress_mode, course_ids, concurrency
+        ),
+        user_group_members_resource(client, snapshots["user_groups"]),
+        payments_resource(client, payments_lookback_days),
+    ]
+    if saved_reports:
+        resources.append(
+            saved_report_downloads_resource(client, snapshots["saved_advanced_reports"])
+        )
+    return resources
+
+
+# ---- pages -> Arrow ----------------------------------------------------------------------
+
+
+def page_table(records: Sequence[dict[str, Any]], endpoint: Endpoint) -> pa.Table:
+    """One page of records -> its typed Arrow table, with the `_row_hash` row version."""
+    table: pa.Table = _add_row_hash(records_to_table(records, endpoint.schema))
+    return table
+
+
+def as_item(table: pa.Table, endpoint: Endpoint) -> Any:
+    """The item dlt receives: the table, hinted when extra fields hold JSON objects/arrays."""
+    extra_json = [name for name in json_columns(table) if name not in endpoint.schema.fields]
+    if extra_json:
+        hints = dlt.mark.make_hints(columns=[{"name": n, "data_type": "json"} for n in extra_json])
+        return dlt.mark.with_hints(table, hints)
+    return table
+
+
+def page_to_table(records: Sequence[dict[str, Any]], endpoint: Endpoint) -> Any:
+    """One page of records -> the item dlt receives (typed Arrow table with `_row_hash`)."""
+    return as_item(page_table(records, endpoint), endpoint)
+
+
+def _json_hints(endpoint: Endpoint) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "data_type": "json"}
+        for name, kind in endpoint.schema.fields.items()
+        if kind == "json"
+    ]
+
+
+def _ids(table: pa.Table, column: str = "id") -> list[int]:
+    return [i for i in table.column(column).to_pylist() if i is not None]
+
+
+# ---- resources -----------------------------------------------------------------------------
+
+
+def snapshot_resource(client: SkyPrepClient, endpoint: Endpoint) -> DltResource:
+    """A resource reading a whole list route each run (scd2 over a complete snapshot)."""
+
+    def read_snapshot() -> Iterator[Any]:
+        key = key_of(*endpoint.primary_key)
+        for page in client.pages(endpoint.route, endpoint.params, key):
+            yield page_to_table(page, endpoint)
+
+    return dlt.resource(
+        read_snapshot,
+        name=endpoint.resource,
+        write_disposition=endpoint.write_disposition(WHOLE_TABLE),
+        columns=_json_hints(endpoint),
+    )
+
+
+def course_progresses_resource(
+    client: SkyPrepClient,
+    courses: DltResource,
+    mode: Literal["per_course", "account_wide"],
+    course_ids: Sequence[int] | None,
+    concurrency: int,
+) -> DltResource:
+    """Course progresses: per course (fed by `courses`), account-wide, or for `course_ids`.
+
+    Every scd2 version is one observed state of a progress: its status history.
+    """
+    endpoint = ENDPOINTS["course_progresses"]
+    key = key_of(*endpoint.primary_key)
+
+    def read_course(course_id: int) -> Iterator[Any]:
+        for page in client.pages(endpoint.route, {"course_id": course_id}, key):
+            yield page_to_table(page, endpoint)
+
+    def read_courses(ids: Iterable[int]) -> Iterator[Any]:
+        if concurrency == 1:
+            for course_id in ids:
+                yield from read_course(course_id)
+        else:
+            for tables in bounded_parallel_map(
+                lambda cid: list(read_course(cid)), ids, concurrency
+            ):
+                yield from tables
+
+    hints: Any = {"name": endpoint.resource, "columns": _json_hints(endpoint)}
+    if course_ids is not None:
+        wanted = sorted({int(c) for c in course_ids})
+        # only these courses' rows may be retired: the other courses were not read
+        scope = f"course_id IN ({', '.join(map(str, wanted))})" if wanted else "1 = 0"
+        return dlt.resource(
+            lambda: read_courses(wanted),
+            write_disposition=endpoint.write_disposition(scope),
+            **hints,
+        )
+    disposition = endpoint.write_disposition(WHOLE_TABLE)
+    if mode == "account_wide":
+
+        def read_account() -> Iterator[Any]:
+            for page in client.pages(endpoint.route, endpoint.params, key):
+                yield page_to_table(page, endpoint)
+
+        return dlt.resource(read_account, write_disposition=disposition, **hints)
+    if mode != "per_course":
+        raise ValueError(f"course_progress_mode must be per_course or account_wide, not {mode!r}")
+
+    def per_course(courses_page: pa.Table) -> Iterator[Any]:
+        yield from read_courses(_ids(courses_page))
+
+    return dlt.transformer(per_course, data_from=courses, write_disposition=disposition, **hints)
+
+
+def user_group_members_resource(client: SkyPrepClient, user_groups: DltResource) -> DltResource:
+    """(user_group_id, user_id) pairs, from `get_user_group` for each group."""
+    endpoint = ENDPOINTS["user_group_members"]
+
+    def members(groups_page: pa.Table) -> Iterator[Any]:
+        rows: list[dict[str, Any]] = []
+        for group_id in _ids(groups_page):
+            group = client.call(endpoint.route, {"user_group_id": group_id})
+            if not isinstance(group, dict):
+                raise SkyPrepAPIError(
+                    f"SkyPrep {endpoint.route} answered a {type(group).__name__} for group "
+                    f"{group_id} where an object with `users` was expected"
+                )
+            seen: set[str] = set()
+            for user in group.get("users") or []:
+                user_id = user.get("id") if isinstance(user, dict) else user
+                if user_id is not None and str(user_id) not in seen:
+                    seen.add(str(user_id))
+                    rows.append({"user_group_id": group_id, "user_id": user_id})
+        if rows:
+            yield page_to_table(rows, endpoint)
+
+    return dlt.transformer(
+        members,
+        data_from=user_groups,
+        name=endpoint.resource,
+        write_disposition=endpoint.write_disposition(WHOLE_TABLE),
+    )
+
+
+def payments_window_days(
+    last_created_at: str | None, lookback_days: int, now: datetime | None = None
+) -> int | None:
+    """`created_after_days_ago` for this run: days since the newest payment already loaded,
+    plus the lookback; None (everything) on the first run."""
+    if not last_created_at:
+        return None
+    newest = datetime.fromisoformat(last_created_at)
+    now = max(now or datetime.now(timezone.utc), newest)
+    return math.ceil((now - newest).total_seconds() / DAY_SECONDS) + max(lookback_days, 0)
+
+
+def payments_resource(client: SkyPrepClient, lookback_days: int) -> DltResource:
+    """Payments in a server-side window since the last run (plus a lookback), scd2 that never
+    retires a payment merely outside the window (merge_key `id`: only re-read ids version)."""
+    endpoint = ENDPOINTS["payments"]
+    key = key_of(*endpoint.primary_key)
+
+    def read_payments() -> Iterator[Any]:
+        state = dlt.current.resource_state()
+        last_created_at: str | None = state.get("last_created_at")
+        params = dict(endpoint.params)
+        days = payments_window_days(last_created_at, lookback_days)
+        if days is not None:
+            params["created_after_days_ago"] = days
+        newest = datetime.fromisoformat(last_created_at) if last_created_at else None
+        for page in client.pages(endpoint.route, params, key):
+            table = page_table(page, endpoint)
+            page_newest = pc.max(table.column("created_at")).as_py()
+            if page_newest is not None and (newest is None or page_newest > newest):
+                newest = page_newest
+            yield as_item(table, endpoint)
+        if newest is not None:
+            state["last_created_at"] = newest.isoformat()
+
+    return dlt.resource(
+        read_payments,
+        name=endpoint.resource,
+        write_disposition=endpoint.write_disposition(),
+        merge_key="id",
+        columns=_json_hints(endpoint),
+    )
+
+
+def saved_report_downloads_resource(
+    client: SkyPrepClient, saved_advanced_reports: DltResource
+) -> DltResource:
+    """One `saved_report__<name>` table per saved report, replaced only when the report's
+    `updated_at` changed since the last run (resource state, committed with the load)."""
+
+    def downloads(reports_page: pa.Table) -> Iterator[Any]:
+        downloaded: dict[str, str] = dlt.current.resource_state().setdefault("updated_at", {})
+        names_taken: set[str] = set()
+        columns = ["id", "name", "updated_at"]
+        for report in reports_page.select(columns).to_pylist():
+            report_id, updated_at = report["id"], report["updated_at"]
+            table_name = report_table_name(report["name"] or str(report_id))
+            if table_name in names_taken:  # two reports with one name: keep both
+                table_name = f"{table_name}_{report_id}"
+            names_taken.add(table_name)
+            version = updated_at.isoformat() if updated_at is not None else ""
+            if version and downloaded.get(str(report_id)) == version:
+                continue
+            csv_text = client.call_text(
+                "get_saved_advanced_report",
+                {"saved_advanced_report_id": report_id, "format": "csv"},
+            )
+            yield dlt.mark.with_table_name(csv_to_table(csv_text), table_name)
+            downloaded[str(report_id)] = version
+
+    return dlt.transformer(
+        downloads,
+        data_from=saved_advanced_reports,
+        name="saved_reports",
+        write_disposition="replace",
+    )
+
+
+# ---- fan-out -------------------------------------------------------------------------------
+
+
+def bounded_parallel_map(fn: Callable[[int], T], items: Iterable[int], workers: int) -> Iterator[T]:
+    """`fn` over `items` on `workers` threads, results in input order, at most `2 * workers`
+    results held at once (memory stays bounded by a few courses, not the account)."""
+    pending: list[Future[T]] = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="skyprep") as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= 2 * workers:
+                    yield pending.pop(0).result()
+            while pending:
+                yield pending.pop(0).result()
+        finally:
+            for future in pending:
+                future.cancel()

@@ -1,0 +1,426 @@
+"""The HTTP client against a tiny scripted HTTP server (real sockets, real requests).
+
+Each test gives the server a script ("a 503, then a page") and pins one behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+
+from skyprep_source.client import (
+    PagingKnowledge,
+    RateBudget,
+    RetryPolicy,
+    SkyPrepClient,
+    ensure_read_route,
+    parse_retry_after,
+)
+from skyprep_source.errors import (
+    SkyPrepAPIError,
+    SkyPrepCredentialsError,
+    SkyPrepRequestFailed,
+    SkyPrepRouteRefused,
+)
+
+API_KEY = "test-secret-key-4f9a"
+ACCT_KEY = "acme.skyprepapp.com"
+
+
+# ---- a scripted server -------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    """One scripted answer: status, body, headers; `drop` closes the socket unanswered,
+    `delay_s` answers late, `truncate_to` sends fewer bytes than Content-Length promises."""
+
+    status: int = 200
+    body: bytes = b"[]"
+    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
+    drop: bool = False
+    delay_s: float = 0.0
+    truncate_to: int | None = None
+
+
+def json_reply(value: Any, status: int = 200, **headers: str) -> Reply:
+    return Reply(
+        status, json.dumps(value).encode(), {"Content-Type": "application/json", **headers}
+    )
+
+
+def html_reply(status: int = 200) -> Reply:
+    page = b"<!DOCTYPE html><html><body>Sign in to SkyPrep</body></html>"
+    return Reply(status, page, {"Content-Type": "text/html; charset=utf-8"})
+
+
+@dataclass
+class Seen:
+    path: str
+    query: str
+    form: dict[str, str]
+    headers: dict[str, str]
+
+
+class ScriptedServer:
+    """Answers scripted replies in order per route; then `fallback(route, form)`."""
+
+    def __init__(self) -> None:
+        self.scripts: dict[str, list[Reply]] = {}
+        self.requests: list[Seen] = []
+        self.fallback: Callable[[str, dict[str, str]], Reply] = lambda route, form: json_reply([])
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                raw = self.rfile.read(length).decode()
+                form = {k: v[0] for k, v in parse_qs(raw).items()}
+                path, _, query = self.path.partition("?")
+                server.requests.append(Seen(path, query, form, dict(self.headers)))
+                route = path.rsplit("/", 1)[-1]
+                queue = server.scripts.get(route)
+                reply = queue.pop(0) if queue else server.fallback(route, form)
+                if reply.delay_s:
+                    time.sleep(reply.delay_s)
+                if reply.drop:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
+                    return
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                body = reply.body if reply.truncate_to is None else reply.body[: reply.truncate_to]
+                self.wfile.write(body)
+                if reply.truncate_to is not None:
+                    self.close_connection = True
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/admin/api"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def script(self, route: str, *replies: Reply) -> None:
+        self.scripts.setdefault(route, []).extend(replies)
+
+    def calls(self, route: str) -> list[Seen]:
+        return [r for r in self.requests if r.path.endswith("/" + route)]
+
+    def serve_list(
+        self, route: str, rows: list[dict[str, Any]], paging: str = "honour", cap: int = 10_000
+    ) -> None:
+        """Serve `rows` for `route`: honouring page/per_page (up to `cap` rows a page), or
+        ignoring paging (the whole list every time)."""
+        previous = self.fallback
+
+        def answer(called: str, form: dict[str, str]) -> Reply:
+            if called != route:
+                return previous(called, form)
+            if paging == "ignore":
+                return json_reply(rows)
+            size = min(int(form.get("per_page", 100)), cap)
+            page = int(form.get("page", 1))
+            return json_reply(rows[(page - 1) * size : page * size])
+
+        self.fallback = answer
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    srv = ScriptedServer()
+    yield srv
+    srv.close()
+
+
+def make_client(server: ScriptedServer, **options: Any) -> SkyPrepClient:
+    options.setdefault(
+        "retry", RetryPolicy(max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.02)
+    )
+    options.setdefault("request_timeout", 2.0)
+    return SkyPrepClient(API_KEY, ACCT_KEY, server.base_url, **options)
+
+
+def rows(n: int, start: int = 1) -> list[dict[str, Any]]:
+    return [{"id": i, "name": f"row {i}"} for i in range(start, start + n)]
+
+
+def read_all(client: SkyPrepClient, route: str = "get_users") -> list[dict[str, Any]]:
+    return [row for page in client.pages(route) for row in page]
+
+
+# ---- credentials and the read-only guard ---------------------------------------------------
+
+
+def test_credentials_travel_in_the_post_body_never_the_url(server: ScriptedServer) -> None:
+    server.script("get_users", json_reply([]))
+    make_client(server).call("get_users", {"page": 1})
+    (seen,) = server.requests
+    assert seen.form["api_key"] == API_KEY
+    assert seen.form["acct_key"] == ACCT_KEY
+    assert API_KEY not in seen.path + seen.query
+    assert seen.form["page"] == "1"
+
+
+@pytest.mark.parametrize(
+    "route",
+    ["get_login_key", "get_course_otp", "create_user", "destroy_user", "update_course_progress"],
+)
+def test_side_effect_and_mutating_routes_are_refused_without_a_call(
+    server: ScriptedServer, route: str
+) -> None:
+    with pytest.raises(SkyPrepRouteRefused, match=route):
+        make_client(server).call(route, {"user_email": "a@b.c"})
+    assert server.requests == []
+
+
+def test_every_read_route_of_the_catalogue_is_allowed() -> None:
+    for route in ("get_users", "get_courses", "get_course_progresses", "get_payments"):
+        ensure_read_route(route)
+
+
+# ---- error mapping -------------------------------------------------------------------------
+
+
+def test_html_page_is_a_credentials_error_naming_the_settings(server: ScriptedServer) -> None:
+    server.script("get_users", html_reply(200))
+    with pytest.raises(SkyPrepCredentialsError) as raised:
+        make_client(server).call("get_users")
+    message = str(raised.value)
+    assert "sources.skyprep.api_key" in message and "acct_key" in message
+    assert API_KEY not in message
+    assert len(server.requests) == 1  # a credentials problem is not retried
+
+
+def test_401_is_a_credentials_error(server: ScriptedServer) -> None:
+    server.script("get_users", json_reply({"error": "unauthorized"}, status=401))
+    with pytest.raises(SkyPrepCredentialsError):
+        make_client(server).call("get_users")
+
+
+def test_client_error_is_not_retried_and_never_echoes_the_key(server: ScriptedServer) -> None:
+    server.script("get_users", json_reply({"error": f"bad request with key {API_KEY}"}, 400))
+    with pytest.raises(SkyPrepAPIError) as raised:
+        make_client(server).call("get_users")
+    assert API_KEY not in str(raised.value)
+    assert "***" in str(raised.value)
+    assert len(server.requests) == 1
+
+
+def test_error_object_where_a_list_is_expected_is_an_api_error(server: ScriptedServer) -> None:
+    server.script("get_users", json_reply({"error": "Invalid acct_key"}))
+    with pytest.raises(SkyPrepAPIError, match="Invalid acct_key"):
+        make_client(server).call_list("get_users")
+
+
+# ---- retries -------------------------------------------------------------------------------
+
+
+def test_503_then_a_page_returns_the_page(server: ScriptedServer) -> None:
+    server.script("get_users", Reply(503, b"busy"), json_reply(rows(2)))
+    client = make_client(server)
+    assert client.call("get_users") == rows(2)
+    assert client.retries == 1
+
+
+def test_truncated_json_body_is_retried(server: ScriptedServer) -> None:
+    body = json.dumps(rows(50)).encode()
+    server.script(
+        "get_users",
+        Reply(200, body, truncate_to=len(body) // 2),  # Content-Length promises more
+        Reply(200, body[: len(body) // 2], {"Content-Type": "application/json"}),  # cut JSON
+        json_reply(rows(50)),
+    )
+    client = make_client(server, retry=RetryPolicy(4, 0.01, 0.02))
+    assert client.call("get_users") == rows(50)
+    assert client.retries == 2
+
+
+def test_dropped_connection_is_retried(server: ScriptedServer) -> None:
+    server.script("get_users", Reply(drop=True), json_reply(rows(1)))
+    assert make_client(server).call("get_users") == rows(1)
+
+
+def test_timeout_is_retried(server: ScriptedServer) -> None:
+    server.script("get_users", Reply(delay_s=1.0, body=b"[]"), json_reply(rows(1)))
+    client = make_client(server, request_timeout=0.2)
+    assert client.call("get_users") == rows(1)
+
+
+def test_attempts_run_out_with_an_error_naming_the_route(server: ScriptedServer) -> None:
+    server.script("get_courses", *[Reply(502, b"bad gateway")] * 3)
+    with pytest.raises(SkyPrepRequestFailed, match="get_courses failed 3 times") as raised:
+        make_client(server).call("get_courses")
+    assert "HTTP 502" in str(raised.value)
+    assert API_KEY not in str(raised.value)
+    assert len(server.requests) == 3
+
+
+class FakeClock:
+    """A clock whose sleep advances time: rate-budget logic without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_429_with_retry_after_holds_back_the_shared_budget(server: ScriptedServer) -> None:
+    server.script("get_users", json_reply({"error": "slow down"}, 429, **{"Retry-After": "7"}))
+    server.script("get_users", json_reply(rows(1)))
+    clock = FakeClock()
+    client = make_client(server, rate_budget=RateBudget(None, clock=clock, sleep=clock.sleep))
+    assert client.call("get_users") == rows(1)
+    assert clock.sleeps == [7.0]  # the server's Retry-After, paid through the budget
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+
+
+# ---- rate budget ---------------------------------------------------------------------------
+
+
+def test_rate_budget_allows_n_calls_per_window_then_waits_for_the_oldest() -> None:
+    clock = FakeClock()
+    budget = RateBudget(3, window_s=60, clock=clock, sleep=clock.sleep)
+    for _ in range(3):
+        assert budget.acquire() == 0
+    clock.now += 10
+    assert budget.acquire() == pytest.approx(50)  # the first call leaves the window at t+60
+    assert clock.sleeps == [pytest.approx(50)]
+
+
+def test_rate_budget_none_never_waits() -> None:
+    clock = FakeClock()
+    budget = RateBudget(None, clock=clock, sleep=clock.sleep)
+    for _ in range(1000):
+        budget.acquire()
+    assert clock.sleeps == []
+
+
+def test_every_attempt_pays_the_budget(server: ScriptedServer) -> None:
+    server.script("get_users", Reply(500, b"oops"), json_reply([]))
+    clock = FakeClock()
+    budget = RateBudget(1, window_s=60, clock=clock, sleep=clock.sleep)
+    make_client(server, rate_budget=budget).call("get_users")
+    assert clock.sleeps == [pytest.approx(60)]  # the retry waited for the budget
+
+
+# ---- paging --------------------------------------------------------------------------------
+
+
+def test_paging_honoured_reads_every_row_once_in_minimal_calls(server: ScriptedServer) -> None:
+    server.serve_list("get_users", rows(25))
+    client = make_client(server, page_size=10)
+    assert read_all(client) == rows(25)
+    assert len(server.calls("get_users")) == 3  # floor(25/10) + 1
+    assert client.paging.honours_page_size
+
+
+def test_list_of_exact_multiple_stops_at_the_empty_page(server: ScriptedServer) -> None:
+    server.serve_list("get_users", rows(20))
+    client = make_client(server, page_size=10)
+    assert read_all(client) == rows(20)
+    assert len(server.calls("get_users")) == 3
+
+
+def test_paging_ignored_with_a_long_list_takes_one_call(server: ScriptedServer) -> None:
+    server.serve_list("get_users", rows(25), paging="ignore")
+    client = make_client(server, page_size=10)
+    assert read_all(client) == rows(25)
+    assert len(server.calls("get_users")) == 1
+    assert client.paging.ignores_paging
+
+
+def test_paging_ignored_with_a_short_list_stops_without_duplicates(server: ScriptedServer) -> None:
+    server.serve_list("get_users", rows(5), paging="ignore")
+    client = make_client(server, page_size=10)
+    assert read_all(client) == rows(5)
+    assert len(server.calls("get_users")) == 2  # page 2 repeated page 1: stop
+    server.serve_list("get_courses", rows(4), paging="ignore")
+    assert read_all(client, "get_courses") == rows(4)
+    assert len(server.calls("get_courses")) == 1  # known for the rest of the run
+
+
+def test_paging_ignored_with_exactly_a_page_stops(server: ScriptedServer) -> None:
+    server.serve_list("get_users", rows(10), paging="ignore")
+    client = make_client(server, page_size=10)
+    assert read_all(client) == rows(10)
+    assert len(server.calls("get_users")) == 2
+
+
+def test_server_page_cap_below_per_page_is_found_and_followed(server: ScriptedServer) -> None:
+    server.serve_list("get_users", rows(10), cap=4)
+    client = make_client(server, page_size=100)
+    assert read_all(client) == rows(10)
+    assert client.paging.page_caps == {"get_users": 4}
+    assert len(server.calls("get_users")) == 3  # 4 (confirm) 4, 2
+
+
+def test_short_first_page_is_trusted_once_the_page_size_is_known(server: ScriptedServer) -> None:
+    server.serve_list("get_users", rows(10))
+    server.serve_list("get_courses", rows(3))
+    client = make_client(server, page_size=10)
+    read_all(client)
+    assert read_all(client, "get_courses") == rows(3)
+    assert len(server.calls("get_courses")) == 1
+
+
+def test_short_lists_cost_one_confirmation_until_a_longer_one(server: ScriptedServer) -> None:
+    server.serve_list("get_users", rows(6))
+    server.serve_list("get_courses", rows(3))
+    client = make_client(server, page_size=10)
+    assert read_all(client) == rows(6)
+    assert len(server.calls("get_users")) == 2  # 6 rows could be a cap: confirmed
+    assert read_all(client, "get_courses") == rows(3)
+    assert len(server.calls("get_courses")) == 1  # shorter than a confirmed whole page
+
+
+def test_page_drift_duplicates_are_dropped(server: ScriptedServer) -> None:
+    # a record inserted at the head between calls shifts row 10 onto page 2 again
+    server.script("get_users", json_reply(rows(10)), json_reply(rows(10, start=10)))
+    server.script("get_users", json_reply(rows(3, start=20)))
+    client = make_client(server, page_size=10)
+    got = read_all(client)
+    assert [r["id"] for r in got] == list(range(1, 23))
+
+
+def test_ids_as_strings_and_numbers_are_one_row(server: ScriptedServer) -> None:
+    server.script("get_users", json_reply(rows(10)))
+    server.script("get_users", json_reply([{"id": "10", "name": "row 10"}, {"id": "11"}]))
+    got = read_all(make_client(server, page_size=10))
+    assert len(got) == 11
+
+
+def test_paging_knowledge_starts_empty() -> None:
+    assert PagingKnowledge() == PagingKnowledge(False, False, 0, {})
