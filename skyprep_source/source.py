@@ -9,6 +9,7 @@ call raises, so a run that could not read everything loads nothing (and retires 
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,7 +39,27 @@ DAY_SECONDS = 86_400
 WHOLE_TABLE = "1 = 1"
 
 _add_row_hash = add_row_hash_to_table(ROW_HASH)
+_ROW_HASH_FIELD = pa.field(ROW_HASH, pa.int64(), nullable=False)
 T = TypeVar("T")
+
+
+class _JsonHintNotice(logging.Filter):
+    """Drops dlt's per-page warning that our `json` column hints override Arrow's `text`.
+
+    JSON travels in Arrow as text (dlt has no Arrow JSON type); the hint is the intent, so
+    the warning would only repeat for every page of every run.
+    """
+
+    prefixes = tuple(
+        f"In resource: {name}, when merging arrow schema with dlt schema"
+        for name in (*ENDPOINTS, "saved_reports")
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+logging.getLogger("dlt").addFilter(_JsonHintNotice())
 
 
 @dlt.source(name="skyprep", max_table_nesting=0)
@@ -114,7 +135,8 @@ def skyprep(
 def page_table(records: Sequence[dict[str, Any]], endpoint: Endpoint) -> pa.Table:
     """One page of records -> its typed Arrow table, with the `_row_hash` row version."""
     table: pa.Table = _add_row_hash(records_to_table(records, endpoint.schema))
-    return table
+    # never null: declared so, or dlt warns that the arrow and scd2 hints differ
+    return table.set_column(table.num_columns - 1, _ROW_HASH_FIELD, table.column(ROW_HASH))
 
 
 def as_item(table: pa.Table, endpoint: Endpoint) -> Any:
@@ -314,14 +336,17 @@ def saved_report_downloads_resource(
                 "get_saved_advanced_report",
                 {"saved_advanced_report_id": report_id, "format": "csv"},
             )
-            yield dlt.mark.with_table_name(csv_to_table(csv_text), table_name)
+            hints = dlt.mark.make_hints(table_name=table_name, write_disposition="replace")
+            yield dlt.mark.with_hints(csv_to_table(csv_text), hints, create_table_variant=True)
             downloaded[str(report_id)] = version
 
     return dlt.transformer(
         downloads,
         data_from=saved_advanced_reports,
         name="saved_reports",
-        write_disposition="replace",
+        # each item replaces its own table; a resource-level "replace" would also make dlt
+        # reset this resource's state (the downloaded versions) on every run
+        write_disposition="append",
     )
 
 
