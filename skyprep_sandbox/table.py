@@ -13,6 +13,16 @@ from typing import Any
 import orjson
 
 
+def encode(record: Any) -> bytes:
+    """A record's JSON bytes, copied to an exact-size object.
+
+    orjson returns bytes shrunk in place from a larger work buffer; kept by the million,
+    those leave the heap fragmented at ~8 KB per record (10 GB for the large world).
+    A copy is exact-size and lets the work buffer be reused.
+    """
+    return bytes(memoryview(orjson.dumps(record)))
+
+
 class Table:
     """Records by integer id, in serve order, each stored as orjson bytes plus a small `meta`
     tuple of the fields the server filters on (so filtering never decodes JSON)."""
@@ -41,7 +51,7 @@ class Table:
 
     def put(self, record_id: int, record: dict[str, Any], meta: Any = None) -> None:
         """Insert at the end of the serve order, or replace in place."""
-        self.rows[record_id] = orjson.dumps(record)
+        self.rows[record_id] = encode(record)
         self.meta[record_id] = meta
         self._ordered = None
 
@@ -49,7 +59,7 @@ class Table:
         """Insert records before all others (newest-first lists, page drift)."""
         new_rows: dict[int, bytes] = {}
         for record_id, record, meta in items:
-            new_rows[record_id] = orjson.dumps(record)
+            new_rows[record_id] = encode(record)
             self.meta[record_id] = meta
         for record_id, raw in self.rows.items():
             if record_id not in new_rows:
@@ -61,7 +71,7 @@ class Table:
         """Decode, let `change` edit the dict in place, re-encode; returns the new record."""
         record = orjson.loads(self.rows[record_id])
         change(record)
-        self.rows[record_id] = orjson.dumps(record)
+        self.rows[record_id] = encode(record)
         self._ordered = None
         return record
 
