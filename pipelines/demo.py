@@ -1,0 +1,258 @@
+"""`make demo`: the whole product in well under a minute, without a SkyPrep account.
+
+1. starts the sandbox (a local SkyPrep emulator, rate limit off) in this process;
+2. loads it into ./skyprep.duckdb (fresh: the old file and pipeline state are dropped);
+3. lets a day pass in the sandbox and loads again, then shows what changed per table
+   (new, updated and deleted rows, read from the scd2 validity columns);
+4. ends with a completion summary read from the marts in `skyprep_analytics`.
+
+    python pipelines/demo.py                 # demo scale (a few thousand rows)
+    python pipelines/demo.py --scale tiny    # or SKYPREP_DEMO_SCALE=tiny: seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+# dlt reads its log level once; the demo's reader wants the story, not dlt's schema chatter
+os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
+
+import dlt
+import duckdb
+
+from skyprep_sandbox import Sandbox, World
+from skyprep_source.endpoints import ENDPOINTS
+from skyprep_source.job import (
+    ANALYTICS_DATASET_NAME,
+    DATASET_NAME,
+    DUCKDB_FILE,
+    PIPELINE_NAME,
+    RunOptions,
+    RunSummary,
+    describe_failure,
+    run_load,
+)
+
+SCALE_ENV = "SKYPREP_DEMO_SCALE"
+
+
+@dataclass
+class TableChanges:
+    """What one load did to one table."""
+
+    table: str
+    new: int
+    updated: int
+    deleted: int
+    replaced: int | None = None  # rows of a `replace` table rewritten by this load
+
+
+def natural_key(table: str) -> tuple[str, ...] | None:
+    """The entity key of an scd2 table, from the source's endpoint catalogue."""
+    endpoint = ENDPOINTS.get(table)
+    return tuple(endpoint.primary_key) if endpoint is not None else None
+
+
+def load_boundary(load_id: str) -> datetime:
+    """The scd2 boundary of a load: dlt stamps every version a load inserts (and retires)
+    with the creation time of its load package, which the load id encodes (Unix seconds)."""
+    return datetime.fromtimestamp(float(load_id), tz=timezone.utc)
+
+
+def table_changes(
+    db: duckdb.DuckDBPyConnection,
+    dataset: str,
+    table: str,
+    boundary: datetime,
+    rows_loaded: int | None,
+) -> TableChanges:
+    """New, updated and deleted entities of `table` at the load `boundary`, from scd2 columns.
+
+    A version inserted at the boundary (`_dlt_valid_from`) whose key also lost a version there
+    (`_dlt_valid_to`) is an update, otherwise it is new; a version retired at the boundary whose
+    key has no current version is a deletion. A table without scd2 columns (a downloaded
+    report, `replace`) reports the rows the load rewrote (`rows_loaded`, None = untouched).
+    """
+    columns = {row[0] for row in db.execute(f'DESCRIBE "{dataset}"."{table}"').fetchall()}
+    key = natural_key(table)
+    if "_dlt_valid_to" not in columns or key is None or not set(key) <= columns:
+        return TableChanges(table, 0, 0, 0, replaced=rows_loaded or 0)
+    qualified = f'"{dataset}"."{table}"'
+    key_sql = " || '|' || ".join(f'cast("{name}" as varchar)' for name in key)
+    # dlt and DuckDB may round the boundary's microseconds differently: allow a millisecond
+    at_boundary = "between $at - interval 1 millisecond and $at + interval 1 millisecond"
+    (new, updated, deleted) = db.execute(
+        f"""
+        with added as (
+            select distinct {key_sql} as k from {qualified} where _dlt_valid_from {at_boundary}
+        ),
+        retired as (
+            select distinct {key_sql} as k from {qualified} where _dlt_valid_to {at_boundary}
+        ),
+        current_keys as (
+            select distinct {key_sql} as k from {qualified} where _dlt_valid_to is null
+        )
+        select
+            (select count(*) from added where k not in (select k from retired)),
+            (select count(*) from added where k in (select k from retired)),
+            (select count(*) from retired where k not in (select k from current_keys))
+        """,
+        {"at": boundary},
+    ).fetchone() or (0, 0, 0)
+    return TableChanges(table, int(new), int(updated), int(deleted))
+
+
+def data_tables(db: duckdb.DuckDBPyConnection, dataset: str) -> list[str]:
+    """The dataset's data tables (dlt's bookkeeping tables left out)."""
+    rows = db.execute(
+        "select table_name from information_schema.tables where table_schema = ? "
+        "and table_name not like '\\_dlt%' escape '\\' order by table_name",
+        [dataset],
+    ).fetchall()
+    return [name for (name,) in rows]
+
+
+def print_load(title: str, summary: RunSummary, calls: int) -> None:
+    """A load's headline and its rows per table."""
+    print(f"\n== {title} ==")
+    print(
+        f"read {summary.total_rows} rows into {len(summary.rows)} tables in "
+        f"{summary.seconds:.1f}s with {calls} API calls"
+    )
+    width = max((len(name) for name in summary.rows), default=5)
+    for name, rows in sorted(summary.rows.items()):
+        print(f"  {name:<{width}}  {rows:>8}")
+
+
+def print_changes(changes: Sequence[TableChanges]) -> None:
+    """The per-table change report of the second load."""
+    width = max((len(c.table) for c in changes), default=5)
+    print(f"  {'table':<{width}}  {'new':>7}  {'updated':>7}  {'deleted':>7}")
+    for change in changes:
+        if change.replaced is not None:
+            note = (
+                f"report re-downloaded: {change.replaced} rows" if change.replaced else "unchanged"
+            )
+            print(f"  {change.table:<{width}}  {note}")
+        else:
+            print(
+                f"  {change.table:<{width}}  {change.new:>7}  {change.updated:>7}  "
+                f"{change.deleted:>7}"
+            )
+
+
+def print_completion_summary(db: duckdb.DuckDBPyConnection, analytics: str) -> bool:
+    """Top courses by completion rate and learners by compliance status, from the marts.
+    Returns False (and prints why) when the marts are not there."""
+    try:
+        courses = db.execute(
+            f"""select course_name, enrolled, passed, completion_rate
+                from "{analytics}".agg_course_completion
+                where enrolled > 0
+                order by completion_rate desc, enrolled desc, course_name
+                limit 5"""
+        ).fetchall()
+        compliance = db.execute(
+            f"""select compliance_status, count(*) as learners
+                from "{analytics}".agg_user_compliance
+                group by compliance_status order by learners desc, compliance_status"""
+        ).fetchall()
+    except duckdb.Error as missing:
+        print(f"\n(no completion summary: the marts are not built: {missing})")
+        return False
+    print(f"\n== Completion summary ({analytics}) ==")
+    print("top courses by completion rate:")
+    width = max((len(str(name)) for name, *_ in courses), default=6)
+    for name, enrolled, passed, rate in courses:
+        print(f"  {name!s:<{width}}  {passed:>5}/{enrolled:<5} passed  {float(rate or 0):6.1%}")
+    print("learners by compliance status:")
+    for status, learners in compliance:
+        print(f"  {status:<14}  {learners:>6}")
+    return True
+
+
+def fresh_database(path: Path) -> None:
+    """Drop the previous demo's database (and its WAL) so every demo starts the same."""
+    for stale in (path, path.with_name(path.name + ".wal")):
+        stale.unlink(missing_ok=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo; returns the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument(
+        "--scale",
+        default=os.environ.get(SCALE_ENV, "demo"),
+        help=f"sandbox scale: tiny, demo or large (default demo, or ${SCALE_ENV})",
+    )
+    parser.add_argument("--seed", type=int, default=7, help="sandbox world seed (default 7)")
+    args = parser.parse_args(argv)
+
+    started = time.monotonic()
+    database = Path.cwd() / DUCKDB_FILE
+    fresh_database(database)
+    world = World.generate(seed=args.seed, scale=args.scale)
+    # the pipeline's local state lives in a throwaway directory: nothing leaks between demos
+    with (
+        tempfile.TemporaryDirectory(prefix="skyprep-demo-") as state_dir,
+        Sandbox(world, rate_limit=None) as sandbox,
+    ):
+        print(f"SkyPrep sandbox (scale {args.scale}, seed {args.seed}) at {sandbox.base_url}")
+        options = RunOptions(
+            destination=dlt.destinations.duckdb(str(database)),
+            pipeline_name=PIPELINE_NAME,
+            dataset_name=DATASET_NAME,
+            analytics_dataset_name=ANALYTICS_DATASET_NAME,
+            pipelines_dir=state_dir,
+            source_options={
+                "api_key": sandbox.api_key,
+                "acct_key": sandbox.acct_key,
+                "base_url": sandbox.base_url,
+                "requests_per_minute": None,  # the sandbox has no rate limit to respect
+            },
+        )
+        try:
+            calls_before = sandbox.stats()["calls_total"]
+            first = run_load(options)
+            print_load("Day 1: first load", first, sandbox.stats()["calls_total"] - calls_before)
+
+            sandbox.advance(days=1)
+            print("\n(a day passes in the sandbox: learners progress, users come and go)")
+            calls_before = sandbox.stats()["calls_total"]
+            second = run_load(options)
+            print_load("Day 2: second load", second, sandbox.stats()["calls_total"] - calls_before)
+        except Exception as error:
+            secrets = [sandbox.api_key]
+            print(f"demo: error: {describe_failure(error, secrets).reason}", file=sys.stderr)
+            return int(describe_failure(error, secrets).exit_code)
+
+    with duckdb.connect(str(database), read_only=True) as db:
+        print("\n== What changed on day 2 ==")
+        boundary = load_boundary(second.load_ids[-1])
+        changes = [
+            table_changes(db, DATASET_NAME, table, boundary, second.rows.get(table))
+            for table in data_tables(db, DATASET_NAME)
+        ]
+        print_changes(changes)
+        if second.models is not None:
+            print_completion_summary(db, ANALYTICS_DATASET_NAME)
+        elif second.models_note:
+            print(f"\n(models {second.models_note})")
+
+    print(
+        f"\nDone in {time.monotonic() - started:.1f}s. Explore it: "
+        f"duckdb {DUCKDB_FILE} -c 'select * from {ANALYTICS_DATASET_NAME}.agg_course_completion'"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

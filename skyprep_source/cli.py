@@ -1,0 +1,180 @@
+"""`skyprep`: the console script of the scheduled load.
+
+    skyprep check                      validate config, call test_connection (read-only)
+    skyprep run [--destination ...]    load the account, build the models, print a summary
+
+Output contract: the summary (or `OK: ...`) goes to stdout, progress to stderr, and a failure
+is ONE line on stderr (`skyprep: error: <reason naming the fix>`) with a non-zero exit code
+from `ExitCode` (docs/job.md). `--verbose` adds the traceback. The api_key is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from skyprep_source.job import (
+    ANALYTICS_DATASET_NAME,
+    DATASET_NAME,
+    PIPELINE_NAME,
+    ExitCode,
+    RunOptions,
+    check_connection,
+    configured_secrets,
+    describe_failure,
+    format_traceback,
+    run_load,
+)
+
+COMMANDS = ("run", "check")
+
+
+def requests_per_minute(value: str) -> int | None:
+    """`--requests-per-minute`: a positive integer, or `off` for no client-side budget."""
+    if value.strip().lower() in {"off", "none", "0"}:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or 'off', got {value!r}"
+        ) from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'off', got {value!r}")
+    return number
+
+
+def resource_list(value: str) -> list[str]:
+    """`--resources users,courses`: a comma list of resource names."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a comma list of resource names")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `skyprep` command line."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--base-url", help="SkyPrep admin API base URL (default: sources.skyprep.base_url)"
+    )
+    common.add_argument(
+        "-v", "--verbose", action="store_true", help="log more, and show tracebacks on failure"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="skyprep",
+        description="Load a SkyPrep account with dlt. Config: .dlt/config.toml, "
+        ".dlt/secrets.toml or SOURCES__SKYPREP__* environment variables.",
+        epilog="Exit codes: "
+        + ", ".join(f"{code.value} {code.name.lower()}" for code in ExitCode)
+        + " (see docs/job.md).",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="{run,check}", required=True)
+
+    commands.add_parser(
+        "check",
+        parents=[common],
+        help="validate the configuration and call test_connection (read-only)",
+        description="Validate the configuration and call test_connection (read-only).",
+    )
+
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="load the account into the destination and build the models",
+        description="Load the account into the destination and build the models.",
+    )
+    run.add_argument(
+        "--destination",
+        default="duckdb",
+        help="any dlt destination name (default duckdb: ./<pipeline-name>.duckdb); "
+        "credentials come from dlt config/env, e.g. DESTINATION__POSTGRES__CREDENTIALS",
+    )
+    run.add_argument(
+        "--dataset", default=DATASET_NAME, help=f"raw dataset (default {DATASET_NAME})"
+    )
+    run.add_argument(
+        "--analytics-dataset",
+        default=ANALYTICS_DATASET_NAME,
+        help=f"dataset of the models (default {ANALYTICS_DATASET_NAME})",
+    )
+    run.add_argument(
+        "--pipeline-name",
+        default=PIPELINE_NAME,
+        help=f"dlt pipeline name (default {PIPELINE_NAME})",
+    )
+    run.add_argument(
+        "--resources",
+        type=resource_list,
+        help="comma list of resources to load (default all), e.g. users,courses",
+    )
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="drop the loaded tables and the incremental state first, then load everything",
+    )
+    run.add_argument("--no-models", action="store_true", help="do not build the SQL models")
+    run.add_argument(
+        "--requests-per-minute",
+        type=requests_per_minute,
+        default=argparse.SUPPRESS,
+        metavar="N|off",
+        help="client-side rate budget (default sources.skyprep.requests_per_minute, 100)",
+    )
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    return parser
+
+
+def source_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Explicit `skyprep()` arguments from the flags; the rest is resolved from dlt config."""
+    options: dict[str, Any] = {}
+    if args.base_url:
+        options["base_url"] = args.base_url
+    if "requests_per_minute" in args:
+        options["requests_per_minute"] = args.requests_per_minute
+    return options
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `skyprep` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="[skyprep] %(levelname)s %(name)s: %(message)s",
+    )
+    options = source_options(args)
+    try:
+        if args.command == "check":
+            print(check_connection(options), flush=True)
+        else:
+            summary = run_load(
+                RunOptions(
+                    destination=args.destination,
+                    dataset_name=args.dataset,
+                    analytics_dataset_name=args.analytics_dataset,
+                    pipeline_name=args.pipeline_name,
+                    resources=args.resources,
+                    full_refresh=args.full_refresh,
+                    build_models=not args.no_models,
+                    source_options=options,
+                    progress=None if args.quiet else sys.stderr,
+                )
+            )
+            print("\n".join(summary.lines()), flush=True)
+    except (Exception, KeyboardInterrupt) as error:
+        secrets = configured_secrets(options)
+        failure = describe_failure(error, secrets)
+        if args.verbose:
+            print(format_traceback(error, secrets), file=sys.stderr, end="")
+        print(f"skyprep {args.command}: error: {failure.reason}", file=sys.stderr, flush=True)
+        return int(failure.exit_code)
+    return int(ExitCode.OK)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

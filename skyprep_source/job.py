@@ -1,0 +1,440 @@
+"""The scheduled load: read the account, load it, build the models, say what happened.
+
+`skyprep run` and `pipelines/skyprep_pipeline.py` are thin shells around `run_load`;
+`skyprep check` around `check_connection`. Every failure a user can meet becomes a
+`JobFailure`: an exit code (`ExitCode`) and one line that names the fix and never the key.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, TextIO
+
+import dlt
+import requests
+from dlt.common.configuration import resolve_configuration
+from dlt.common.configuration.exceptions import ConfigFieldMissingException, ConfigurationException
+from dlt.common.destination.exceptions import DestinationException
+from dlt.common.runtime.collector_base import Collector
+from dlt.destinations.exceptions import DatabaseException
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from skyprep_source.errors import (
+    SkyPrepAPIError,
+    SkyPrepCredentialsError,
+    SkyPrepError,
+    SkyPrepRequestFailed,
+)
+
+# The public defaults (DESIGN.md): one pipeline per account, raw data and models side by side.
+PIPELINE_NAME = "skyprep"
+DATASET_NAME = "skyprep_data"
+ANALYTICS_DATASET_NAME = "skyprep_analytics"
+DUCKDB_FILE = "skyprep.duckdb"  # dlt names the file after the pipeline: `skyprep.duckdb`
+
+# Where each required setting of the source is set, for messages that name the fix.
+SETTING_LOCATIONS: Mapping[str, str] = {
+    "api_key": "SOURCES__SKYPREP__API_KEY (or api_key under [sources.skyprep] in .dlt/secrets.toml)",
+    "acct_key": "SOURCES__SKYPREP__ACCT_KEY (or acct_key under [sources.skyprep] in .dlt/config.toml)",
+    "base_url": "SOURCES__SKYPREP__BASE_URL (or base_url under [sources.skyprep] in .dlt/config.toml)",
+}
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of `skyprep`; documented in docs/job.md."""
+
+    OK = 0
+    FAILED = 1  # unexpected error: re-run with --verbose for the traceback
+    USAGE = 2  # bad command line (argparse uses 2 as well)
+    CONFIG = 3  # missing or invalid configuration (keys, base_url, destination name)
+    CREDENTIALS = 4  # SkyPrep refused the api_key/acct_key (HTML page, 401/403)
+    API = 5  # SkyPrep unreachable, kept throttling/failing, or answered an error
+    LOAD = 6  # the destination refused the load (connection, credentials, failed jobs)
+    MODELS = 7  # data loaded, but building the SQL models failed
+    INTERRUPTED = 130  # Ctrl-C / SIGINT, the shell convention
+
+
+class JobFailure(Exception):
+    """A failure with its exit code and a one-line reason that names the fix."""
+
+    def __init__(self, exit_code: ExitCode, reason: str) -> None:
+        super().__init__(reason)
+        self.exit_code = exit_code
+        self.reason = reason
+
+
+@dataclass
+class RunOptions:
+    """What `skyprep run` was asked to do. `source_options` are explicit `skyprep()`
+    arguments (base_url, requests_per_minute, ...); everything else comes from dlt config."""
+
+    destination: Any = "duckdb"  # a dlt destination name or factory
+    dataset_name: str = DATASET_NAME
+    analytics_dataset_name: str = ANALYTICS_DATASET_NAME
+    pipeline_name: str = PIPELINE_NAME
+    resources: Sequence[str] | None = None
+    full_refresh: bool = False
+    build_models: bool = True
+    pipelines_dir: str | None = None
+    source_options: dict[str, Any] = field(default_factory=dict)
+    progress: TextIO | None = None
+    progress_period_s: float = 10.0
+
+
+@dataclass
+class RunSummary:
+    """What one run loaded: rows per table, API calls, time, and the models it built."""
+
+    pipeline_name: str
+    destination: str
+    dataset_name: str
+    rows: dict[str, int]
+    seconds: float
+    load_ids: list[str]
+    calls: int | None = None
+    models: Any = None  # skyprep_source.models.ModelsBuild when models were built
+    models_note: str | None = None
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+    def lines(self) -> list[str]:
+        """The human summary printed at the end of a run."""
+        calls = f", {self.calls} API calls" if self.calls is not None else ""
+        out = [
+            f"read {self.total_rows} rows into {len(self.rows)} tables of "
+            f"{self.destination}:{self.dataset_name} in {self.seconds:.1f}s{calls}"
+        ]
+        width = max((len(name) for name in self.rows), default=0)
+        out += [f"  {name:<{width}}  {count:>10}" for name, count in sorted(self.rows.items())]
+        if self.models is not None:
+            skipped = f", {len(self.models.skipped)} skipped" if self.models.skipped else ""
+            out.append(
+                f"models: {len(self.models.built)} built in {self.models.dataset_name}{skipped}"
+                f" (as of {self.models.as_of})"
+            )
+        elif self.models_note:
+            out.append(f"models: {self.models_note}")
+        return out
+
+
+# ---- configuration -----------------------------------------------------------------------
+
+
+def source_factory() -> Any:
+    """The `skyprep` source factory (imported late: the CLI's --help stays fast)."""
+    from skyprep_source.source import skyprep
+
+    return skyprep
+
+
+def resolve_source_config(source_options: Mapping[str, Any]) -> Any:
+    """The source's configuration resolved exactly as `skyprep()` resolves it (same spec,
+    same sections), with `source_options` as explicit values. Raises JobFailure(CONFIG)."""
+    ref = source_factory().ref
+    try:
+        return resolve_configuration(
+            ref.SPEC(),
+            sections=("sources", ref.section, ref.name),
+            explicit_value=dict(source_options),
+        )
+    except ConfigFieldMissingException as missing:
+        raise config_missing_failure(missing) from missing
+
+
+def config_missing_failure(missing: ConfigFieldMissingException) -> JobFailure:
+    """`ConfigFieldMissingException` -> one line naming the env var / toml key to set."""
+    names: list[str] = []
+    for name in missing.fields:
+        if name in SETTING_LOCATIONS and "Skyprep" in missing.spec_name:
+            names.append(f"{name}: set {SETTING_LOCATIONS[name]}")
+        else:
+            names.append(f"{name}: set {_first_env_key(missing, name) or name}")
+    what = "SkyPrep" if "Skyprep" in missing.spec_name else missing.spec_name
+    return JobFailure(ExitCode.CONFIG, f"missing {what} configuration; " + "; ".join(names))
+
+
+def _first_env_key(missing: ConfigFieldMissingException, field_name: str) -> str | None:
+    """The most specific environment variable dlt looked up for a missing field."""
+    for trace in missing.traces.get(field_name, []):
+        provider = getattr(trace, "provider", "")
+        key = getattr(trace, "key", None)
+        if key and "Environment" in str(provider):
+            return str(key)
+    return None
+
+
+def configured_secrets(source_options: Mapping[str, Any]) -> list[str]:
+    """Values that must never be printed: the api_key, whether explicit or from config."""
+    secrets = [str(source_options["api_key"])] if source_options.get("api_key") else []
+    try:
+        api_key = resolve_source_config(source_options).api_key
+    except Exception:  # nothing resolvable: nothing to hide beyond the explicit value
+        return secrets
+    if api_key:
+        secrets.append(str(api_key))
+    return secrets
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret replaced by ***."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:  # a 1-3 char "secret" would shred the message
+            text = text.replace(secret, "***")
+    return text
+
+
+# ---- check ------------------------------------------------------------------------------
+
+
+def check_connection(source_options: Mapping[str, Any] | None = None) -> str:
+    """Validate the configuration and call `test_connection` through the source's client
+    (read-only, one call, no retries beyond two attempts). Returns the OK line."""
+    from skyprep_source.client import RateBudget, RetryPolicy, SkyPrepClient
+
+    config = resolve_source_config(source_options or {})
+    client = SkyPrepClient(
+        config.api_key,
+        config.acct_key,
+        config.base_url,
+        rate_budget=RateBudget(None),  # a single call cannot overrun the budget
+        # a check should answer within seconds: one retry, short waits
+        retry=RetryPolicy(max_attempts=2, backoff_max_s=5.0, max_retry_after_s=10.0),
+        request_timeout=float(getattr(config, "request_timeout", 30.0) or 30.0),
+    )
+    try:
+        with client:
+            answer = client.call("test_connection")
+    except SkyPrepRequestFailed as failed:
+        raise JobFailure(
+            ExitCode.API,
+            f"SkyPrep at {client.base_url} did not answer test_connection (retryable errors "
+            f"until the attempts ran out); check base_url ({SETTING_LOCATIONS['base_url']}) "
+            "and the network",
+        ) from failed
+    if not (isinstance(answer, dict) and str(answer.get("message", "")).lower() == "success"):
+        raise SkyPrepAPIError(
+            "SkyPrep test_connection did not answer success; check base_url "
+            f"({SETTING_LOCATIONS['base_url']})"
+        )
+    return f"OK: connected to {client.base_url} as {config.acct_key}"
+
+
+# ---- run --------------------------------------------------------------------------------
+
+
+def run_load(options: RunOptions) -> RunSummary:
+    """Extract the account, load it into the destination, build the models.
+
+    Raises whatever failed; `describe_failure` turns it into a `JobFailure`.
+    """
+    started = time.monotonic()
+    source = source_factory()(**options.source_options)
+    if options.resources:
+        unknown = sorted(set(options.resources) - set(source.resources.keys()))
+        if unknown:
+            raise JobFailure(
+                ExitCode.USAGE,
+                f"unknown resource(s) {', '.join(unknown)}; choose from "
+                f"{', '.join(source.resources.keys())}",
+            )
+        source = source.with_resources(*options.resources)
+    pipeline_args: dict[str, Any] = {
+        "pipeline_name": options.pipeline_name,
+        "destination": options.destination,
+        "dataset_name": options.dataset_name,
+    }
+    if options.pipelines_dir:
+        pipeline_args["pipelines_dir"] = options.pipelines_dir
+    if options.progress is not None:
+        pipeline_args["progress"] = ProgressLines(options.progress, options.progress_period_s)
+    pipeline = dlt.pipeline(**pipeline_args)
+    # a subset must not drop the tables of resources it does not reload
+    refresh = None
+    if options.full_refresh:
+        refresh = "drop_resources" if options.resources else "drop_sources"
+    info = pipeline.run(source, refresh=refresh)
+    info.raise_on_failed_jobs()
+    summary = RunSummary(
+        pipeline_name=pipeline.pipeline_name,
+        destination=pipeline.destination.destination_name,
+        dataset_name=pipeline.dataset_name,
+        rows=loaded_rows(pipeline),
+        seconds=0.0,
+        load_ids=list(info.loads_ids),
+        calls=api_calls(source),
+    )
+    if options.build_models:
+        summary.models, summary.models_note = build_models_for(
+            pipeline, options.analytics_dataset_name
+        )
+    else:
+        summary.models_note = "skipped (--no-models)"
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def loaded_rows(pipeline: Any) -> dict[str, int]:
+    """Rows this run wrote per data table (dlt's own bookkeeping tables left out)."""
+    trace = pipeline.last_trace
+    normalize = trace.last_normalize_info if trace else None
+    counts = normalize.row_counts if normalize else {}
+    return {name: int(n) for name, n in counts.items() if not name.startswith("_dlt")}
+
+
+def api_calls(source: Any) -> int | None:
+    """HTTP calls the source's client made, when the source exposes its client."""
+    client = getattr(source, "client", None)
+    calls = getattr(client, "calls", None)
+    return int(calls) if isinstance(calls, int) else None
+
+
+def build_models_for(pipeline: Any, dataset_name: str) -> tuple[Any, str | None]:
+    """Build the SQL models if the models runner is installed; a failure is a JobFailure."""
+    try:
+        from skyprep_source.models import build_models
+    except ImportError as missing:
+        return None, f"not built (models runner unavailable: {missing})"
+    try:
+        return build_models(pipeline, dataset_name=dataset_name), None
+    except Exception as failure:
+        raise JobFailure(
+            ExitCode.MODELS,
+            f"data loaded, but building the models in {dataset_name} failed: "
+            f"{_first_line(failure)}; re-run with --verbose, or skip them with --no-models",
+        ) from failure
+
+
+# ---- failures ---------------------------------------------------------------------------
+
+
+def describe_failure(error: BaseException, secrets: Iterable[str] = ()) -> JobFailure:
+    """Any exception of a run or a check -> exit code and one redacted line naming the fix."""
+    failure = _classify(error)
+    return JobFailure(failure.exit_code, redact(failure.reason, list(secrets)))
+
+
+def _classify(error: BaseException) -> JobFailure:
+    chain = list(_causes(error))
+    for candidate in chain:
+        if isinstance(candidate, JobFailure):
+            return candidate
+        if isinstance(candidate, KeyboardInterrupt):
+            return JobFailure(ExitCode.INTERRUPTED, "interrupted; re-run to complete the load")
+        if isinstance(candidate, ConfigFieldMissingException):
+            return config_missing_failure(candidate)
+    for candidate in chain:
+        if isinstance(candidate, SkyPrepCredentialsError):
+            return JobFailure(ExitCode.CREDENTIALS, _first_line(candidate))
+        if isinstance(candidate, SkyPrepError):
+            return JobFailure(ExitCode.API, _first_line(candidate))
+        if isinstance(candidate, requests.RequestException):
+            return JobFailure(
+                ExitCode.API,
+                f"could not reach SkyPrep ({type(candidate).__name__}); check base_url "
+                f"({SETTING_LOCATIONS['base_url']}) and the network",
+            )
+    step = error.step if isinstance(error, PipelineStepFailed) else None
+    for candidate in chain:
+        if isinstance(candidate, (DestinationException, DatabaseException)) or step == "load":
+            return JobFailure(
+                ExitCode.LOAD,
+                f"loading into the destination failed: {_first_line(candidate)}; check the "
+                "destination's credentials (DESTINATION__<NAME>__CREDENTIALS or "
+                "[destination.<name>] in .dlt/secrets.toml)",
+            )
+        if isinstance(candidate, (ConfigurationException, ValueError)):
+            return JobFailure(ExitCode.CONFIG, f"invalid configuration: {_first_line(candidate)}")
+    return JobFailure(
+        ExitCode.FAILED,
+        f"unexpected error {type(chain[-1]).__name__}: {_first_line(chain[-1])}; "
+        "re-run with --verbose for the traceback",
+    )
+
+
+def _causes(error: BaseException) -> Iterable[BaseException]:
+    """The error and what caused it, outermost first (dlt wraps a resource's error twice)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        wrapped = getattr(current, "exception", None)  # PipelineStepFailed keeps it here
+        if isinstance(wrapped, BaseException) and id(wrapped) not in seen:
+            current = wrapped
+        else:
+            current = current.__cause__ or current.__context__
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def format_traceback(error: BaseException, secrets: Iterable[str]) -> str:
+    """The full traceback (for --verbose), with secrets redacted."""
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    return redact(text, list(secrets))
+
+
+# ---- progress ---------------------------------------------------------------------------
+
+
+class ProgressLines(Collector):
+    """dlt progress as a few concise lines: rows per table while extracting (at most one line
+    every `period_s` seconds), then one line per finished step."""
+
+    _STEP_COUNTERS = frozenset({"Resources", "Files", "Jobs", "Items"})
+
+    def __init__(self, stream: TextIO = sys.stderr, period_s: float = 10.0) -> None:
+        self.stream = stream
+        self.period_s = period_s
+        self.step = ""
+        self.rows: defaultdict[str, int] = defaultdict(int)
+        self._started = 0.0
+        self._last_line = 0.0
+
+    def update(
+        self,
+        name: str,
+        inc: int = 1,
+        total: int | None = None,
+        inc_total: int | None = None,
+        message: str | None = None,
+        label: str | None = None,
+    ) -> None:
+        if name in self._STEP_COUNTERS or label or name.startswith("_dlt"):
+            return
+        self.rows[name] += inc
+        now = time.monotonic()
+        if now - self._last_line >= self.period_s:
+            self._last_line = now
+            self._write(f"{self._verb()} {now - self._started:.0f}s: {self._counts()}")
+
+    def _start(self, step: str) -> None:
+        self.rows = defaultdict(int)
+        self._started = self._last_line = time.monotonic()
+
+    def _stop(self) -> None:
+        elapsed = time.monotonic() - self._started
+        if self._verb() == "extract" and not self.rows:
+            return  # dlt's second, state-only extract step: nothing to tell
+        counts = f": {self._counts()}" if self.rows and self._verb() == "extract" else ""
+        self._write(f"{self._verb()} done in {elapsed:.1f}s{counts}")
+
+    def _verb(self) -> str:
+        return (self.step or "").split(" ", 1)[0].lower()
+
+    def _counts(self) -> str:
+        return ", ".join(f"{name} {count}" for name, count in self.rows.items()) or "no rows yet"
+
+    def _write(self, line: str) -> None:
+        print(f"[skyprep] {line}", file=self.stream, flush=True)
