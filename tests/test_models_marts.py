@@ -742,3 +742,54 @@ def test_funnel_timing_times_only_steps_whose_both_ends_were_observed(built) -> 
     assert [{k: row[k] for k in keys} for row in rows] == [
         dict(zip(keys, row, strict=True)) for row in expected
     ]
+
+
+MART_KEYS = {
+    "dim_users": ["user_id"],
+    "dim_courses": ["course_id"],
+    "dim_user_groups": ["user_group_id"],
+    "bridge_user_group_members": ["user_group_id", "user_id"],
+    "fct_course_progress": ["course_progress_id"],
+    "fct_course_progress_status_history": ["course_progress_id", "status_seq"],
+    "fct_payments": ["payment_id"],
+    "agg_course_completion": ["course_id"],
+    "agg_user_compliance": ["user_id"],
+    "agg_group_compliance": ["user_group_id"],
+    "agg_completions_monthly": ["month_start"],
+    "agg_certification_expiry": ["course_progress_id"],
+    "agg_revenue_monthly": ["month_start", "status", "payment_type", "currency"],
+    "agg_progress_funnel_timing": ["course_id"],
+}
+
+PROGRESS_STATUSES = {"passed", "failed", "in-progress", "not-started", "not-applicable"}
+ACCEPTED_VALUES = {
+    ("fct_course_progress", "status"): PROGRESS_STATUSES,
+    ("fct_course_progress_status_history", "status"): PROGRESS_STATUSES,
+    ("agg_user_compliance", "compliance_status"): {
+        "compliant", "in_progress", "overdue", "not_compliant",
+    },
+    ("agg_certification_expiry", "expiry_window"): {
+        "expired", "within_30d", "within_60d", "within_90d", "later",
+    },
+    ("fct_payments", "status"): {"complete", "pending", "refunded", "failed"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(MART_KEYS))
+def test_mart_keys_are_unique_and_not_null(built, name: str) -> None:
+    pipeline, _ = built
+    key = MART_KEYS[name]
+    rows = query(pipeline, f"select {', '.join(key)} from {{a}}.{name}")
+    assert rows, f"{name} is empty in the test world: the check would prove nothing"
+    values = [tuple(row[column] for column in key) for row in rows]
+    assert all(v is not None for value in values for v in value), name
+    assert len(set(values)) == len(values), name
+
+
+@pytest.mark.parametrize(("name", "column"), sorted(ACCEPTED_VALUES))
+def test_status_columns_hold_only_known_values(built, name: str, column: str) -> None:
+    pipeline, _ = built
+    rows = query(pipeline, f"select distinct {column} as value from {{a}}.{name}")
+    values = {row["value"] for row in rows}
+    assert values, name
+    assert values <= ACCEPTED_VALUES[(name, column)]

@@ -44,9 +44,10 @@ numbered as (
 
     select
         *,
+        -- valid_from is never null: "nulls first" only spares BigQuery an untranslatable default
         sum(is_new_episode) over (
             partition by course_progress_id
-            order by valid_from
+            order by valid_from nulls first
             rows between unbounded preceding and current row
         ) as status_seq
     from marked

@@ -1,0 +1,266 @@
+"""The models runner: the rules the model files live by, build order, materialisation,
+qualification, portability and packaging.
+
+Built models are checked on the hand-built raw world of `test_models_marts` (DuckDB here;
+the PostgreSQL answers are pinned there).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import dlt
+import pytest
+import sqlglot
+from sqlglot import ErrorLevel
+from test_models_marts import RAW_TABLES, make_pipeline, query, write_raw_world
+
+from skyprep_source import build_models
+from skyprep_source.models import (
+    ModelDefinitionError,
+    build_order,
+    load_models,
+    models_directory,
+    qualified_select,
+    render_statements,
+)
+from skyprep_source.models import _table_expression as table_expression
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+STAGING = {
+    "stg_course_progress_versions": "course_progresses",
+    "stg_course_progresses": "course_progresses",
+    "stg_courses": "courses",
+    "stg_dlt_loads": "_dlt_loads",
+    "stg_payments": "payments",
+    "stg_user_group_members": "user_group_members",
+    "stg_user_groups": "user_groups",
+    "stg_users": "users",
+}
+MARTS = {
+    "dim_users", "dim_courses", "dim_user_groups", "bridge_user_group_members",
+    "fct_course_progress", "fct_course_progress_status_history", "fct_payments",
+    "agg_course_completion", "agg_user_compliance", "agg_group_compliance",
+    "agg_completions_monthly", "agg_certification_expiry", "agg_revenue_monthly",
+    "agg_progress_funnel_timing",
+}  # fmt: skip
+
+
+def write_models(root: Path, files: dict[str, str]) -> Path:
+    """A models directory with the given `layer/name.sql` files."""
+    for relative, sql in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(sql, encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def duckdb_pipeline(tmp_path: Path):
+    pipelines = make_pipeline("duckdb", tmp_path)
+    pipeline = next(pipelines)
+    yield pipeline
+    next(pipelines, None)
+
+
+def test_every_staging_model_reads_exactly_its_one_raw_table() -> None:
+    models = load_models()
+    staging = {name: model for name, model in models.items() if model.layer == "staging"}
+    assert {name: set(model.raw_refs) for name, model in staging.items()} == {
+        name: {raw} for name, raw in STAGING.items()
+    }
+    assert all(not model.model_refs for model in staging.values())
+
+
+def test_every_mart_reads_models_only_and_exists_under_its_contract_name() -> None:
+    models = load_models()
+    marts = {name: model for name, model in models.items() if model.layer == "marts"}
+    assert set(marts) == MARTS
+    assert all(not model.raw_refs for model in marts.values())
+    assert models["agg_group_compliance"].model_refs == {
+        "dim_user_groups",
+        "bridge_user_group_members",
+        "agg_user_compliance",
+    }
+
+
+def test_every_model_file_starts_with_its_grain() -> None:
+    for layer in ("staging", "marts"):
+        for file in (models_directory() / layer).iterdir():
+            first_line = file.read_text(encoding="utf-8").splitlines()[0]
+            assert first_line.startswith("-- grain: one row per "), file.name
+
+
+def test_a_model_without_a_grain_comment_is_refused(tmp_path: Path) -> None:
+    root = write_models(tmp_path, {"staging/stg_users.sql": "select * from users"})
+    with pytest.raises(ModelDefinitionError, match="grain"):
+        load_models(root)
+
+
+def test_a_mart_reading_a_raw_table_is_refused(tmp_path: Path) -> None:
+    root = write_models(
+        tmp_path, {"marts/dim_users.sql": "-- grain: one row per user\nselect * from users"}
+    )
+    with pytest.raises(ModelDefinitionError, match="marts read staging or other marts only"):
+        load_models(root)
+
+
+def test_a_staging_model_reading_another_model_is_refused(tmp_path: Path) -> None:
+    root = write_models(
+        tmp_path,
+        {
+            "staging/stg_users.sql": "-- grain: one row per user\nselect * from users",
+            "staging/stg_admins.sql": "-- grain: one row per admin\nselect * from stg_users",
+        },
+    )
+    with pytest.raises(ModelDefinitionError, match="staging reads raw tables only"):
+        load_models(root)
+
+
+def test_a_qualified_table_name_is_refused(tmp_path: Path) -> None:
+    root = write_models(
+        tmp_path,
+        {"staging/stg_users.sql": "-- grain: one row per user\nselect * from skyprep_data.users"},
+    )
+    with pytest.raises(ModelDefinitionError, match="unqualified"):
+        load_models(root)
+
+
+def test_build_order_follows_references_not_names(tmp_path: Path) -> None:
+    root = write_models(
+        tmp_path,
+        {
+            "staging/stg_users.sql": "-- grain: one row per user\nselect * from users",
+            # alphabetically agg < dim < fct; by reference dim -> fct -> agg
+            "marts/agg_top.sql": "-- grain: one row\nselect count(*) as n from fct_middle",
+            "marts/fct_middle.sql": "-- grain: one row per user\nselect * from dim_base",
+            "marts/dim_base.sql": (
+                "-- grain: one row per user\nwith u as (select * from stg_users) select * from u"
+            ),
+        },
+    )
+    assert build_order(load_models(root)) == ["stg_users", "dim_base", "fct_middle", "agg_top"]
+
+
+def test_models_reading_each_other_in_a_cycle_are_refused(tmp_path: Path) -> None:
+    root = write_models(
+        tmp_path,
+        {
+            "marts/dim_a.sql": "-- grain: a\nselect * from dim_b",
+            "marts/dim_b.sql": "-- grain: b\nselect * from dim_a",
+        },
+    )
+    with pytest.raises(ModelDefinitionError, match="cycle"):
+        build_order(load_models(root))
+
+
+def test_the_real_build_order_puts_every_model_after_what_it_reads() -> None:
+    models = load_models()
+    order = build_order(models)
+    assert sorted(order) == sorted(models)
+    position = {name: index for index, name in enumerate(order)}
+    for name, model in models.items():
+        assert all(position[ref] < position[name] for ref in model.model_refs), name
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "snowflake", "bigquery"])
+def test_every_model_transpiles_without_error(dialect: str) -> None:
+    models = load_models()
+    for name in build_order(models):
+        select = qualified_select(models[name], lambda t: table_expression(["acct", "ds", t]))
+        # RAISE: a construct sqlglot cannot translate for the dialect fails the test
+        sql = select.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
+        reparsed = sqlglot.parse_one(sql, read=dialect)
+        assert reparsed.find(sqlglot.exp.Select) is not None, name
+
+
+def test_references_are_qualified_with_the_raw_or_the_analytics_dataset() -> None:
+    models = load_models()
+
+    def name_table(name: str) -> sqlglot.exp.Table:
+        dataset = "analytics" if name in models else "raw"
+        return table_expression([dataset, name])
+
+    staging = render_statements(models["stg_users"], "duckdb", name_table)
+    assert staging[0] == 'DROP VIEW IF EXISTS "analytics"."stg_users"'
+    assert 'CREATE VIEW "analytics"."stg_users" AS' in staging[1]
+    assert 'FROM "raw"."users"' in staging[1]
+    # its own CTE stays an unqualified CTE reference
+    assert "FROM source" in staging[1]
+    assert '"source"' not in staging[1]
+    mart = render_statements(models["dim_users"], "duckdb", name_table)
+    assert 'CREATE TABLE "analytics"."dim_users" AS' in mart[1]
+    assert 'FROM "analytics"."stg_users"' in mart[1]
+
+
+def test_staging_models_are_views_and_marts_are_tables(duckdb_pipeline: dlt.Pipeline) -> None:
+    write_raw_world(duckdb_pipeline)
+    build_models(duckdb_pipeline)
+    rows = query(
+        duckdb_pipeline,
+        "select table_name, table_type from information_schema.tables"
+        " where table_schema = 'skyprep_analytics'",
+    )
+    kinds = {row["table_name"]: row["table_type"] for row in rows}
+    assert kinds == {
+        **dict.fromkeys(STAGING, "VIEW"),
+        **dict.fromkeys(MARTS, "BASE TABLE"),
+    }
+
+
+def test_the_analytics_dataset_is_an_argument(duckdb_pipeline: dlt.Pipeline) -> None:
+    write_raw_world(duckdb_pipeline)
+    result = build_models(duckdb_pipeline, "acme_analytics")
+    assert result.dataset_name == "acme_analytics"
+    schemas = query(duckdb_pipeline, "select schema_name from information_schema.schemata")
+    names = {row["schema_name"] for row in schemas}
+    assert "acme_analytics" in names
+    assert "skyprep_analytics" not in names
+    assert query(duckdb_pipeline, "select count(*) as n from acme_analytics.dim_users") == [
+        {"n": 5}
+    ]
+
+
+def test_rebuilding_on_the_same_data_gives_the_same_answer(duckdb_pipeline: dlt.Pipeline) -> None:
+    write_raw_world(duckdb_pipeline)
+    first = build_models(duckdb_pipeline)
+    snapshot = {
+        name: query(duckdb_pipeline, f"select * from {{a}}.{name} order by all") for name in MARTS
+    }
+    second = build_models(duckdb_pipeline)
+    assert second.rows == first.rows
+    assert second.as_of == first.as_of
+    for name in MARTS:
+        assert query(duckdb_pipeline, f"select * from {{a}}.{name} order by all") == snapshot[name]
+
+
+def test_models_of_a_raw_table_never_loaded_are_skipped_with_their_dependents(
+    duckdb_pipeline: dlt.Pipeline,
+) -> None:
+    without_payments = {name: table for name, table in RAW_TABLES.items() if name != "payments"}
+    write_raw_world(duckdb_pipeline, without_payments)
+    result = build_models(duckdb_pipeline)
+    assert result.skipped == {
+        "stg_payments": "raw table payments not loaded",
+        "fct_payments": "reads skipped stg_payments",
+        "agg_revenue_monthly": "reads skipped fct_payments",
+    }
+    assert set(result.built) == (set(STAGING) | MARTS) - set(result.skipped)
+    assert result.rows["agg_user_compliance"] == 5
+
+
+def test_the_models_ship_inside_the_wheel(tmp_path: Path) -> None:
+    """A non-editable install has the SQL files (skyprep_source/sql is a symlink to ../sql)."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path), str(PROJECT_ROOT)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("skyprep_source-*.whl")
+    shipped = zipfile.Path(wheel) / "skyprep_source" / "sql"
+    assert set(load_models(shipped)) == set(STAGING) | MARTS
