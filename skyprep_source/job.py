@@ -19,8 +19,16 @@ from typing import Any, TextIO
 import dlt
 import requests
 from dlt.common.configuration import resolve_configuration
-from dlt.common.configuration.exceptions import ConfigFieldMissingException, ConfigurationException
-from dlt.common.destination.exceptions import DestinationException
+from dlt.common.configuration.exceptions import (
+    ConfigFieldMissingException,
+    ConfigurationException,
+    LookupTraces,
+)
+from dlt.common.destination.exceptions import (
+    DestinationException,
+    InvalidDestinationReference,
+    UnknownDestinationModule,
+)
 from dlt.common.runtime.collector_base import Collector
 from dlt.destinations.exceptions import DatabaseException
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -151,24 +159,34 @@ def resolve_source_config(source_options: Mapping[str, Any]) -> Any:
 
 def config_missing_failure(missing: ConfigFieldMissingException) -> JobFailure:
     """`ConfigFieldMissingException` -> one line naming the env var / toml key to set."""
-    names: list[str] = []
-    for name in missing.fields:
-        if name in SETTING_LOCATIONS and "Skyprep" in missing.spec_name:
-            names.append(f"{name}: set {SETTING_LOCATIONS[name]}")
-        else:
-            names.append(f"{name}: set {_first_env_key(missing, name) or name}")
-    what = "SkyPrep" if "Skyprep" in missing.spec_name else missing.spec_name
-    return JobFailure(ExitCode.CONFIG, f"missing {what} configuration; " + "; ".join(names))
+    if missing.spec_name == source_factory().ref.SPEC.__name__:
+        fixes = [f"{name}: set {SETTING_LOCATIONS.get(name, name)}" for name in missing.fields]
+        return JobFailure(ExitCode.CONFIG, "missing SkyPrep configuration; " + "; ".join(fixes))
+    fixes = [
+        f"{name}: set {env_key_of(missing.traces.get(name, [])) or name} "
+        "(environment variable, or the same key in .dlt/secrets.toml)"
+        for name in missing.fields
+    ]
+    return JobFailure(
+        ExitCode.CONFIG, f"missing configuration of {missing.spec_name}; " + "; ".join(fixes)
+    )
 
 
-def _first_env_key(missing: ConfigFieldMissingException, field_name: str) -> str | None:
-    """The most specific environment variable dlt looked up for a missing field."""
-    for trace in missing.traces.get(field_name, []):
-        provider = getattr(trace, "provider", "")
-        key = getattr(trace, "key", None)
-        if key and "Environment" in str(provider):
-            return str(key)
-    return None
+def env_key_of(traces: Sequence[Any]) -> str | None:
+    """The environment variable dlt looked up for a missing field, without the pipeline-name
+    prefix (`DESTINATION__POSTGRES__CREDENTIALS`, not `SKYPREP__DESTINATION__...`). For a
+    missing nested configuration (credentials), the key of the configuration itself."""
+    keys: list[str] = []
+    for trace in traces:
+        if isinstance(trace, LookupTraces):
+            nested = next(iter(trace.traces.values()), [])
+            key = env_key_of(nested)
+            if key and "__" in key:
+                keys.append(key.rsplit("__", 1)[0])
+        elif "Environment" in str(trace.provider) and trace.key:
+            keys.append(str(trace.key))
+    sectioned = [key for key in keys if key.startswith(("DESTINATION__", "SOURCES__"))]
+    return next(iter(sectioned + keys), None)
 
 
 def configured_secrets(source_options: Mapping[str, Any]) -> list[str]:
@@ -341,14 +359,30 @@ def _classify(error: BaseException) -> JobFailure:
                 f"could not reach SkyPrep ({type(candidate).__name__}); check base_url "
                 f"({SETTING_LOCATIONS['base_url']}) and the network",
             )
-    step = error.step if isinstance(error, PipelineStepFailed) else None
     for candidate in chain:
-        if isinstance(candidate, (DestinationException, DatabaseException)) or step == "load":
+        if isinstance(candidate, (UnknownDestinationModule, InvalidDestinationReference)):
+            name = getattr(candidate, "ref", None) or getattr(candidate, "refs", None)
+            return JobFailure(
+                ExitCode.CONFIG,
+                f"unknown destination {name!r}; use a dlt destination name (duckdb, postgres, "
+                "bigquery, snowflake, ...) or configure a named destination "
+                "(DESTINATION__<NAME>__DESTINATION_TYPE)",
+            )
+    # a failure while syncing with or loading into the destination (connection refused, bad
+    # credentials, a failed job) is the destination's, whatever library raised it
+    step = error.step if isinstance(error, PipelineStepFailed) else None
+    destination = _destination_name(error)
+    env = f"DESTINATION__{destination.upper()}__CREDENTIALS" if destination else None
+    for candidate in chain:
+        if isinstance(candidate, (DestinationException, DatabaseException)) or step in (
+            "sync",
+            "load",
+        ):
+            # the root cause says what went wrong; dlt's wrappers only say where
             return JobFailure(
                 ExitCode.LOAD,
-                f"loading into the destination failed: {_first_line(candidate)}; check the "
-                "destination's credentials (DESTINATION__<NAME>__CREDENTIALS or "
-                "[destination.<name>] in .dlt/secrets.toml)",
+                f"the destination {destination or ''} failed: {_first_line(chain[-1])}; check "
+                f"that it is reachable and its credentials ({env or 'DESTINATION__<NAME>__CREDENTIALS'})",
             )
         if isinstance(candidate, (ConfigurationException, ValueError)):
             return JobFailure(ExitCode.CONFIG, f"invalid configuration: {_first_line(candidate)}")
@@ -357,6 +391,14 @@ def _classify(error: BaseException) -> JobFailure:
         f"unexpected error {type(chain[-1]).__name__}: {_first_line(chain[-1])}; "
         "re-run with --verbose for the traceback",
     )
+
+
+def _destination_name(error: BaseException) -> str | None:
+    """The destination of the pipeline that failed, when dlt says which."""
+    pipeline = getattr(error, "pipeline", None)
+    destination = getattr(pipeline, "destination", None)
+    name = getattr(destination, "destination_name", None)
+    return str(name) if name else None
 
 
 def _causes(error: BaseException) -> Iterable[BaseException]:
