@@ -69,6 +69,9 @@ class World:
         self.lock = threading.RLock()
         self.version = 0
         self.days_advanced = 0
+        #: Whether `advance` makes random things happen (learners, hires, payments…), or
+        #: only what time alone does (certificates expire, reports re-generate).
+        self.random_life = True
         self._next = dict(FIRST_IDS)
 
         self.users = Table()  # meta: (status, email, role)
@@ -127,6 +130,7 @@ class World:
         payments: Iterable[dict[str, Any]] = (),
         skills: Iterable[dict[str, Any]] = (),
         seed: int = 0,
+        random_life: bool = False,
     ) -> World:
         """A small hand-made world for expected-output tests (see docs/sandbox.md).
 
@@ -138,6 +142,7 @@ class World:
 
         start = datetime.fromisoformat(now.replace("Z", "+00:00")) if isinstance(now, str) else now
         world = cls(start, seed=seed)
+        world.random_life = random_life
         build_from_records(
             world,
             users=list(users),

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from skyprep_sandbox import Sandbox, World
 
@@ -48,3 +49,15 @@ def sandbox(tiny_world: World) -> Iterator[Sandbox]:
     """A running Sandbox (default switches: no rate limit, paging honoured) on a tiny world."""
     with Sandbox(tiny_world) as sb:
         yield sb
+
+
+@pytest.fixture
+def api(sandbox: Sandbox) -> Callable[..., requests.Response]:
+    """Call the `sandbox` fixture with its credentials in the POST body:
+    `api("get_users", per_page=10)`."""
+
+    def call(route: str, **params: Any) -> requests.Response:
+        body = {"api_key": sandbox.api_key, "acct_key": sandbox.acct_key, **params}
+        return requests.post(f"{sandbox.base_url}/{route}", data=body, timeout=30)
+
+    return call
