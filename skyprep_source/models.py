@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from typing import Any, Literal
 
+import dlt
 import sqlglot
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
@@ -230,7 +231,7 @@ def _raw_table_exists(client: SqlClientBase[Any], table: exp.Table, dialect: str
 
 
 def build_models(
-    pipeline: Any,
+    pipeline: dlt.Pipeline,
     dataset_name: str = DEFAULT_ANALYTICS_DATASET,
     *,
     models_dir: Traversable | None = None,
