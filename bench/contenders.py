@@ -175,16 +175,19 @@ def run_naive_dlt(args: argparse.Namespace) -> dict[str, Any]:
     def courses() -> Iterator[list[dict[str, Any]]]:
         yield from pages("get_courses")
 
-    @dlt.resource(name="course_progresses")
-    def course_progresses() -> Iterator[list[dict[str, Any]]]:
-        loaded = 0
-        for course_page in pages("get_courses"):
-            for course in course_page:
-                for progress_page in pages(PROGRESS_ROUTE, course_id=course["id"]):
-                    loaded += len(progress_page)
-                    yield progress_page
-                if args.progress_limit and loaded >= args.progress_limit:
-                    return
+    loaded = 0
+
+    # the tutorial's way to read a child route per parent record: a transformer fed by the
+    # parent resource, so the courses list is read once
+    @dlt.transformer(name="course_progresses", data_from=courses)
+    def course_progresses(course_page: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+        nonlocal loaded
+        for course in course_page:
+            if args.progress_limit and loaded >= args.progress_limit:
+                return
+            for progress_page in pages(PROGRESS_ROUTE, course_id=course["id"]):
+                loaded += len(progress_page)
+                yield progress_page
 
     workdir = Path(args.workdir)
     started = time.perf_counter()
@@ -194,7 +197,7 @@ def run_naive_dlt(args: argparse.Namespace) -> dict[str, Any]:
         destination=dlt.destinations.duckdb(str(workdir / "naive_dlt.duckdb")),
         dataset_name=DATASET,
     )
-    pipeline.run([users(), courses(), course_progresses()])
+    pipeline.run([users(), courses, course_progresses])
     seconds = time.perf_counter() - started
     with duckdb.connect(str(workdir / "naive_dlt.duckdb"), read_only=True) as con:
         rows = {table: _count(con, f"{DATASET}.{table}") for table in TABLES}
