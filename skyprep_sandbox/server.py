@@ -369,7 +369,7 @@ class Sandbox:
             entry["throttled"] = True
             return Reply(
                 429,
-                b'{"error":"Rate limit exceeded: 100 API calls per minute"}',
+                b'{"error":"Rate limit exceeded"}',
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
         page = _int_or(params.get("page"), 1)
