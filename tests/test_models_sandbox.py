@@ -16,7 +16,7 @@ from typing import Any
 
 import dlt
 import pytest
-from test_models_marts import make_pipeline, mart, query
+from test_models_marts import ACCEPTED_VALUES, MART_KEYS, make_pipeline, mart, query
 
 from skyprep_sandbox import Sandbox, World
 from skyprep_source import build_models, skyprep
@@ -294,3 +294,26 @@ def test_status_history_over_the_source_follows_the_two_loads(loaded) -> None:
         (20, 3, 3, 1, between, 0, 1, between),
         (30, 1, 0, 0, None, 0, 0, None),
     ]
+
+
+def test_a_generated_world_gives_unique_keys_and_known_statuses(tmp_path) -> None:
+    """The sandbox's generated tiny world (every status, groups, payments, a day of change)
+    through the source: keys stay unique and not null, status columns stay in their sets."""
+    pipelines = make_pipeline("duckdb", tmp_path)
+    pipeline = next(pipelines)
+    account = World.generate(seed=7, scale="tiny")
+    load(pipeline, account)
+    account.advance(days=3)
+    load(pipeline, account)
+    result = build_models(pipeline)
+    assert result.skipped == {}
+    assert all(result.rows[name] > 0 for name in MART_KEYS), result.rows
+    for name, key in MART_KEYS.items():
+        rows = query(pipeline, f"select {', '.join(key)} from {{a}}.{name}")
+        values = [tuple(row[column] for column in key) for row in rows]
+        assert all(v is not None for value in values for v in value), name
+        assert len(set(values)) == len(values), name
+    for (name, column), accepted in ACCEPTED_VALUES.items():
+        rows = query(pipeline, f"select distinct {column} as value from {{a}}.{name}")
+        assert {row["value"] for row in rows} <= accepted, (name, column)
+    next(pipelines, None)
