@@ -419,7 +419,8 @@ def make_pipeline(destination_name: str, tmp_path: Path) -> Iterator[dlt.Pipelin
     yield pipeline
     if destination_name == "postgres":
         with pipeline.sql_client() as client:
-            for name in (dataset, f"skyprep_analytics_{suffix}"):
+            # dlt's merge loads leave a <dataset>_staging schema beside the dataset
+            for name in (dataset, f"{dataset}_staging", f"skyprep_analytics_{suffix}"):
                 with client.with_alternative_dataset_name(name):
                     if client.has_dataset():
                         client.drop_dataset()
