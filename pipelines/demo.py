@@ -22,9 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-# dlt reads its log level once; the demo's reader wants the story, not dlt's schema chatter
-os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
-
 import dlt
 import duckdb
 
@@ -195,6 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=7, help="sandbox world seed (default 7)")
     args = parser.parse_args(argv)
+    # dlt reads its log level when the pipeline starts; the demo's reader wants the story,
+    # not dlt's schema chatter (a real job keeps the configured level)
+    os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
 
     started = time.monotonic()
     database = Path.cwd() / DUCKDB_FILE
