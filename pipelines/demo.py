@@ -26,12 +26,10 @@ import dlt
 import duckdb
 
 from skyprep_sandbox import Sandbox, World
+from skyprep_source import DATASET_NAME, DUCKDB_FILE, PIPELINE_NAME
 from skyprep_source.endpoints import ENDPOINTS
 from skyprep_source.job import (
     ANALYTICS_DATASET_NAME,
-    DATASET_NAME,
-    DUCKDB_FILE,
-    PIPELINE_NAME,
     RunOptions,
     RunSummary,
     describe_failure,

@@ -33,18 +33,18 @@ from dlt.common.runtime.collector_base import Collector
 from dlt.destinations.exceptions import DatabaseException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from skyprep_source import DATASET_NAME, PIPELINE_NAME
 from skyprep_source.errors import (
     SkyPrepAPIError,
     SkyPrepCredentialsError,
     SkyPrepError,
     SkyPrepRequestFailed,
 )
+from skyprep_source.models import DEFAULT_ANALYTICS_DATASET as ANALYTICS_DATASET_NAME
 
-# The public defaults (DESIGN.md): one pipeline per account, raw data and models side by side.
-PIPELINE_NAME = "skyprep"
-DATASET_NAME = "skyprep_data"
-ANALYTICS_DATASET_NAME = "skyprep_analytics"
-DUCKDB_FILE = "skyprep.duckdb"  # dlt names the file after the pipeline: `skyprep.duckdb`
+# The defaults are DESIGN.md's: pipeline `skyprep`, dataset `skyprep_data`, models in
+# `skyprep_analytics`; with destination "duckdb" dlt names the file after the pipeline
+# (./skyprep.duckdb), so one pipeline name per account keeps accounts apart.
 
 # Where each required setting of the source is set, for messages that name the fix.
 SETTING_LOCATIONS: Mapping[str, str] = {
