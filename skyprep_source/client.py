@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -82,6 +82,8 @@ READ_ROUTES: frozenset[str] = frozenset(
         "get_payments",
     }
 )
+# a list that moves under the pager is re-read; this many passes, then the run fails
+MAX_LIST_PASSES = 3
 # Named "get_" but with side effects: they mint login keys, auto-create users, mint OTP keys.
 SIDE_EFFECT_ROUTES: frozenset[str] = frozenset({"get_login_key", "get_course_otp"})
 
@@ -145,12 +147,15 @@ class RateBudget:
                     limit = self.requests_per_minute
                     if limit is None:
                         return waited
-                    while self._recent and self._recent[0] <= now - self.window_s:
+                    # the server counts a call when it arrives, a little after we send it:
+                    # a 5% margin keeps jitter from squeezing N+1 calls into its window
+                    window = self.window_s * 1.05
+                    while self._recent and self._recent[0] <= now - window:
                         self._recent.popleft()
                     if len(self._recent) < limit:
                         self._recent.append(now)
                         return waited
-                    wait = self._recent[0] + self.window_s - now
+                    wait = self._recent[0] + window - now
             self._sleep(wait)
             waited += wait
 
@@ -318,21 +323,56 @@ class SkyPrepClient:
 
         Works whether the server honours `page`/`per_page`, caps the page size, or ignores
         paging and answers the whole list every time: it stops (never loops), and rows seen on
-        an earlier page (page drift, repeated lists) are dropped by `key`.
+        an earlier page (page drift, repeated lists) are dropped by `key`. A list that spanned
+        several pages is checked once more at its first page: if that moved while we paged
+        (records inserted or deleted ahead of us), rows may have slid past us, so the list is
+        read again (yielding only rows not yet seen) — a snapshot is never silently short.
         """
         key = key or key_of("id")
+        yielded: set[Any] = set()
+        for _ in range(MAX_LIST_PASSES):
+            first_keys, several_pages = yield from self._read_list(route, params, key, yielded)
+            if not several_pages:
+                return
+            check = self.call_list(route, {**(params or {}), "page": 1, "per_page": self.page_size})
+            if [key(row) for row in check] == first_keys:
+                return
+            logger.warning(
+                "SkyPrep %s changed while it was paged (its first page moved); reading it again "
+                "so that no record is missed",
+                route,
+            )
+        raise SkyPrepAPIError(
+            f"SkyPrep {route} kept changing while it was paged ({MAX_LIST_PASSES} passes); "
+            "nothing from this run was loaded, re-run later"
+        )
+
+    def _read_list(
+        self,
+        route: str,
+        params: Mapping[str, Any] | None,
+        key: RowKey,
+        yielded: set[Any],
+    ) -> Generator[list[dict[str, Any]], None, tuple[list[Any], bool]]:
+        """One pass over a list; returns (keys of page 1, whether it took several pages)."""
         per_page = self.page_size
         knowledge = self.paging
-        seen: set[Any] = set()
+        seen: set[Any] = set()  # this pass: tells a repeated page from new rows
+        first_keys: list[Any] = []
 
-        def fresh_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        def split(rows: list[dict[str, Any]]) -> tuple[bool, list[dict[str, Any]]]:
+            """(any row new to this pass, the rows never yielded before)."""
+            any_new = False
             fresh = []
             for row in rows:
                 row_key = key(row)
                 if row_key not in seen:
                     seen.add(row_key)
+                    any_new = True
+                if row_key not in yielded:
+                    yielded.add(row_key)
                     fresh.append(row)
-            return fresh
+            return any_new, fresh
 
         def fetch(page: int) -> list[dict[str, Any]]:
             return self.call_list(route, {**(params or {}), "page": page, "per_page": per_page})
@@ -341,20 +381,22 @@ class SkyPrepClient:
         while True:
             full = knowledge.page_caps.get(route, per_page)
             rows = fetch(page)
-            fresh = fresh_rows(rows)
+            if page == 1:
+                first_keys = [key(row) for row in rows]
+            any_new, fresh = split(rows)
             if len(rows) > full:
                 if len(rows) > per_page:
                     self._learn_paging_ignored(route, f"a page of {len(rows)} > {per_page} rows")
                 if fresh:
                     yield fresh
-                return
-            if rows and not fresh:
+                return first_keys, False
+            if rows and not any_new:
                 self._learn_paging_ignored(route, f"page {page} repeated rows already read")
-                return
+                return first_keys, False
             if fresh:
                 yield fresh
             if knowledge.ignores_paging:
-                return
+                return first_keys, False
             if len(rows) == full:
                 if full == per_page:
                     knowledge.honours_page_size = True
@@ -367,18 +409,18 @@ class SkyPrepClient:
                 or len(rows) < knowledge.longest_whole_short_page
             )
             if not rows or page > 1 or known_size:
-                return
+                return first_keys, page > 1
             # a short first page may be a server cap below per_page: one call to confirm
             second = fetch(2)
-            fresh_second = fresh_rows(second)
+            any_new, fresh_second = split(second)
             if not second:
                 knowledge.longest_whole_short_page = max(
                     knowledge.longest_whole_short_page, len(rows)
                 )
-                return
-            if not fresh_second:
+                return first_keys, False
+            if not any_new:
                 self._learn_paging_ignored(route, "page 2 repeated page 1")
-                return
+                return first_keys, False
             knowledge.page_caps[route] = len(rows)
             logger.warning(
                 "SkyPrep %s caps pages at %d rows (asked for %d); paging on",
@@ -386,9 +428,10 @@ class SkyPrepClient:
                 len(rows),
                 per_page,
             )
-            yield fresh_second
+            if fresh_second:
+                yield fresh_second
             if len(second) < len(rows):
-                return
+                return first_keys, True
             page = 3
 
     def _learn_paging_ignored(self, route: str, evidence: str) -> None:
@@ -468,7 +511,8 @@ class SkyPrepClient:
             )
         if status >= 400:
             raise SkyPrepAPIError(
-                f"SkyPrep {route} answered HTTP {status}: {self._redact(_short_text(body))}"
+                f"SkyPrep {route} answered HTTP {status}: {self._redact(_short_text(body))}",
+                status=status,
             )
         if not expect_json:
             if not body:

@@ -24,6 +24,10 @@ class SkyPrepRouteRefused(SkyPrepError):
 class SkyPrepAPIError(SkyPrepError):
     """SkyPrep answered a call with an error that retrying cannot fix (a 4xx, an error JSON)."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 class SkyPrepRequestFailed(SkyPrepError):
     """A call kept failing with retryable errors until the attempts ran out."""

@@ -60,6 +60,7 @@ class _JsonHintNotice(logging.Filter):
 
 
 logging.getLogger("dlt").addFilter(_JsonHintNotice())
+logger = logging.getLogger("skyprep_source")
 
 
 @dlt.source(name="skyprep", max_table_nesting=0)
@@ -199,8 +200,14 @@ def course_progresses_resource(
     key = key_of(*endpoint.primary_key)
 
     def read_course(course_id: int) -> Iterator[Any]:
-        for page in client.pages(endpoint.route, {"course_id": course_id}, key):
-            yield page_to_table(page, endpoint)
+        try:
+            for page in client.pages(endpoint.route, {"course_id": course_id}, key):
+                yield page_to_table(page, endpoint)
+        except SkyPrepAPIError as error:
+            if error.status != 404:
+                raise
+            # destroyed since `courses` listed it: it has no progresses left to read
+            logger.warning("SkyPrep course %s vanished while its progresses were read", course_id)
 
     def read_courses(ids: Iterable[int]) -> Iterator[Any]:
         if concurrency == 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from decimal import Decimal
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -21,8 +22,10 @@ from skyprep_source.schemas import (
 )
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=timezone.utc)  # type: ignore[misc]
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
 
 
 def test_every_date_format_of_the_api_becomes_utc() -> None:
@@ -102,7 +105,7 @@ def test_nested_known_fields_are_json_text() -> None:
 
 
 def test_unknown_fields_are_kept_and_typed_from_json() -> None:
-    records = [
+    records: list[dict[str, Any]] = [
         {"id": 1, "ca_9": "0042", "score": 3, "ratio": 0.5, "vip": True, "prefs": {"a": 1}},
         {"id": 2, "ca_9": None, "score": 4, "ratio": 1, "vip": False, "prefs": [1, 2]},
     ]

@@ -1,0 +1,455 @@
+"""The `skyprep` source end to end: real HTTP against the sandbox, real DuckDB files on disk.
+
+Each test loads a tiny world, changes it (or breaks the transport), loads again and compares
+the warehouse with the world row for row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import dlt
+import pytest
+from dlt.common.pipeline import LoadInfo
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from skyprep_sandbox import Sandbox, World
+from skyprep_source import DATASET_NAME, ENDPOINTS, READ_ROUTES, skyprep
+from skyprep_source.errors import SkyPrepCredentialsError, SkyPrepRequestFailed
+from skyprep_source.normalize import records_to_table
+
+SECRET = "e2e-secret-api-key-7Qz1"
+SNAPSHOT_TABLES = (
+    "users",
+    "courses",
+    "course_progresses",
+    "skills",
+    "competencies",
+    "user_groups",
+    "saved_advanced_reports",
+)
+SCD2_TABLES = (*SNAPSHOT_TABLES, "payments", "user_group_members")
+DLT_COLUMNS = ("_dlt_valid_from", "_dlt_valid_to", "_dlt_load_id", "_dlt_id", "_row_hash")
+
+
+@pytest.fixture(autouse=True)
+def _stamp_load_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    # as .dlt/config.toml does for users: Arrow rows carry their _dlt_load_id
+    monkeypatch.setenv("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
+
+
+class Warehouse:
+    """A pipeline into a DuckDB file under tmp_path, loading from one sandbox."""
+
+    def __init__(self, sandbox: Sandbox, root: Path) -> None:
+        self.sandbox = sandbox
+        self.root = root
+        self.pipeline = dlt.pipeline(
+            pipeline_name="skyprep_e2e",
+            pipelines_dir=str(root / "pipelines"),
+            destination=dlt.destinations.duckdb(str(root / "skyprep.duckdb")),
+            dataset_name=DATASET_NAME,
+        )
+
+    def load(self, **options: Any) -> LoadInfo:
+        settings: dict[str, Any] = {
+            "api_key": self.sandbox.api_key,
+            "acct_key": self.sandbox.acct_key,
+            "base_url": self.sandbox.base_url,
+            "requests_per_minute": None,
+            "max_attempts": 3,
+            "backoff_base_s": 0.01,
+            "backoff_max_s": 0.05,
+            "request_timeout": 5.0,
+            **options,
+        }
+        return self.pipeline.run(skyprep(**settings))
+
+    def rows(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        with self.pipeline.sql_client() as client, client.execute_query(sql, *args) as cursor:
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def current(self, table: str) -> list[dict[str, Any]]:
+        """The current version of every record (scd2: `_dlt_valid_to IS NULL`)."""
+        return self.rows(f"select * from {DATASET_NAME}.{table} where _dlt_valid_to is null")
+
+    def count(self, table: str, where: str = "true", *args: Any) -> int:
+        found = self.rows(f"select count(*) as n from {DATASET_NAME}.{table} where {where}", *args)
+        return int(found[0]["n"])
+
+    def tables(self) -> set[str]:
+        found = self.rows(
+            "select table_name from information_schema.tables where table_schema = %s",
+            DATASET_NAME,
+        )
+        return {row["table_name"] for row in found}
+
+
+@pytest.fixture
+def warehouse_for(tmp_path: Path) -> Iterator[Callable[[Sandbox], Warehouse]]:
+    made: list[Warehouse] = []
+
+    def make(sandbox: Sandbox) -> Warehouse:
+        made.append(Warehouse(sandbox, tmp_path / f"w{len(made)}"))
+        return made[-1]
+
+    yield make
+
+
+def world_rows(world: World, table: str) -> list[dict[str, Any]]:
+    """What the world holds for `table`, typed like the source types it."""
+    if table == "user_group_members":
+        return sorted(
+            (
+                {"user_group_id": gid, "user_id": uid}
+                for gid, members in world.group_members.items()
+                if gid in world.user_groups
+                for uid in members
+            ),
+            key=lambda r: (r["user_group_id"], r["user_id"]),
+        )
+    endpoint = ENDPOINTS[table]
+    return records_to_table(world.records(endpoint.route), endpoint.schema).to_pylist()
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The source's own error under dlt's PipelineStepFailed / ResourceExtractionError."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+def assert_matches_world(warehouse: Warehouse, world: World, *tables: str) -> None:
+    for table in tables or SCD2_TABLES:
+        expected = world_rows(world, table)
+        key = ("user_group_id", "user_id") if table == "user_group_members" else ("id",)
+        got = {tuple(r[k] for k in key): r for r in warehouse.current(table)}
+        want = {tuple(r[k] for k in key): r for r in expected}
+        assert got.keys() == want.keys(), f"{table}: other records than the world's"
+        for row_key, row in want.items():
+            loaded = {name: got[row_key][name] for name in row}
+            assert loaded == row, f"{table} {row_key}"
+
+
+# ---- loads ---------------------------------------------------------------------------------
+
+
+def test_full_load_equals_the_world_row_for_row(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
+) -> None:
+    warehouse = warehouse_for(sandbox)
+    warehouse.load()
+    assert_matches_world(warehouse, sandbox.world)
+    assert {
+        "saved_report__all_course_progresses_report",
+        "saved_report__compliance_matrix",
+        "saved_report__overdue_learners",
+    } <= warehouse.tables()
+
+
+def test_columns_have_the_contract_types(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
+) -> None:
+    warehouse = warehouse_for(sandbox)
+    warehouse.load()
+    found = warehouse.rows(
+        "select table_name, column_name, data_type from information_schema.columns "
+        "where table_schema = %s",
+        DATASET_NAME,
+    )
+    types = {(r["table_name"], r["column_name"]): r["data_type"] for r in found}
+    assert types["users", "id"] == "BIGINT"
+    assert types["users", "created_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["course_progresses", "user_id"] == "BIGINT"
+    assert types["course_progresses", "completion_date"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["course_progresses", "expired"] == "BOOLEAN"
+    assert types["payments", "amount"] == "DECIMAL(18,2)"
+    assert types["courses", "active"] == "BOOLEAN"
+    assert types["courses", "tags"] == "JSON"
+    assert types["competencies", "skills"] == "JSON"
+    assert types["skills", "competency_count"] == "BIGINT"
+    assert types["user_group_members", "user_group_id"] == "BIGINT"
+
+
+def test_rerun_without_changes_rewrites_nothing(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
+) -> None:
+    warehouse = warehouse_for(sandbox)
+    warehouse.load()
+    before = {table: warehouse.count(table) for table in SCD2_TABLES}
+    info = warehouse.load()
+    load_id = info.loads_ids[-1]
+    for table in SCD2_TABLES:
+        assert warehouse.count(table) == before[table], table
+        assert warehouse.count(table, "_dlt_load_id = %s", load_id) == 0, table
+        assert warehouse.count(table, "_dlt_valid_to is not null") == 0, table
+
+
+def test_incremental_load_after_days_pass_equals_the_new_world(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
+) -> None:
+    warehouse = warehouse_for(sandbox)
+    warehouse.load()
+    sandbox.advance(days=3)
+    # the sandbox refunds old payments too; a window reaching back to them catches every one
+    warehouse.load(payments_lookback_days=3650)
+    assert_matches_world(warehouse, sandbox.world)
+    # the status history: some progress now has an earlier, retired version
+    assert warehouse.count("course_progresses", "_dlt_valid_to is not null") > 0
+
+
+def test_destroyed_users_and_progresses_are_retired(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
+) -> None:
+    world = sandbox.world
+    warehouse = warehouse_for(sandbox)
+    warehouse.load()
+    user_id = world.users.ids()[0]
+    progress_id = next(p for p in world.progresses.ids() if world.progresses.meta[p][1] != user_id)
+    world.destroy_user(user_id)
+    world.destroy_progress(progress_id)
+    warehouse.load()
+    for table, record_id in (("users", user_id), ("course_progresses", progress_id)):
+        assert warehouse.count(table, "id = %s and _dlt_valid_to is null", record_id) == 0
+        assert warehouse.count(table, "id = %s and _dlt_valid_to is not null", record_id) == 1
+    assert_matches_world(warehouse, world, "users", "course_progresses")
+
+
+def test_course_ids_reads_those_courses_and_never_retires_the_others(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
+) -> None:
+    world = sandbox.world
+    warehouse = warehouse_for(sandbox)
+    warehouse.load()
+    chosen, other = world.courses.ids()[:2]
+    gone_chosen = next(iter(world.progresses_by_course[chosen]))
+    gone_other = next(iter(world.progresses_by_course[other]))
+    world.destroy_progress(gone_chosen)
+    world.destroy_progress(gone_other)
+    sandbox.reset_stats()
+    warehouse.load(course_ids=[chosen])
+    calls = [e["params"].get("course_id") for e in sandbox.request_log]
+    assert {str(c) for c in calls if c is not None} == {str(chosen)}
+    current = warehouse.count
+    assert current("course_progresses", "id = %s and _dlt_valid_to is null", gone_chosen) == 0
+    assert current("course_progresses", "id = %s and _dlt_valid_to is null", gone_other) == 1
+
+
+def test_account_wide_progresses_equal_per_course(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
+) -> None:
+    warehouse = warehouse_for(sandbox)
+    warehouse.load(course_progress_mode="account_wide")
+    assert_matches_world(warehouse, sandbox.world, "course_progresses")
+    assert sandbox.stats()["calls"]["get_course_progresses"] <= 2
+
+
+def test_payments_window_catches_late_refunds_and_keeps_older_payments(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
+) -> None:
+    world = sandbox.world
+    warehouse = warehouse_for(sandbox)
+    warehouse.load()
+    newest = world.records("get_payments")[0]
+    world.set_payment_status(int(newest["id"]), "refunded")
+    sandbox.advance(days=1)
+    sandbox.reset_stats()
+    warehouse.load()
+    windows = [
+        e["params"].get("created_after_days_ago")
+        for e in sandbox.request_log
+        if e["route"] == "get_payments"
+    ]
+    assert windows and all(w is not None for w in windows)
+    assert_matches_world(warehouse, world, "payments")  # older payments are still current
+    versions = warehouse.rows(
+        f"select status from {DATASET_NAME}.payments where id = %s order by _dlt_valid_from",
+        int(newest["id"]),
+    )
+    assert [v["status"] for v in versions] == [newest["status"], "refunded"]
+
+
+def test_saved_reports_are_downloaded_only_when_they_changed(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
+) -> None:
+    warehouse = warehouse_for(sandbox)
+    warehouse.load()
+    first = sandbox.stats()["calls"]["get_saved_advanced_report"]
+    assert first == len(sandbox.world.records("get_saved_advanced_reports"))
+    sandbox.reset_stats()
+    warehouse.load()
+    assert sandbox.stats()["calls"].get("get_saved_advanced_report", 0) == 0
+    matrix = warehouse.count("saved_report__compliance_matrix")
+    assert matrix > 0  # an unchanged report's table is kept, not emptied
+
+
+def test_concurrent_fetching_gives_the_same_data(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
+) -> None:
+    warehouse = warehouse_for(sandbox)
+    warehouse.load(concurrency=3)
+    assert_matches_world(warehouse, sandbox.world, "course_progresses", "users")
+
+
+def test_rate_budget_keeps_under_the_server_limit(
+    sandbox_factory: Callable[..., Sandbox],
+    tiny_world: World,
+    warehouse_for: Callable[[Sandbox], Warehouse],
+) -> None:
+    sandbox = sandbox_factory(tiny_world, rate_limit=10, rate_window_s=1.0)
+    warehouse = warehouse_for(sandbox)
+    warehouse.load(requests_per_minute=10, rate_window_s=1.0)
+    assert sandbox.stats()["throttled"] == 0
+    assert_matches_world(warehouse, tiny_world, "users", "course_progresses")
+
+
+# ---- faults --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        ("http_500", {}),
+        ("http_502", {}),
+        ("http_503", {"retry_after": 0}),
+        ("http_504", {}),
+        ("rate_limit_429", {"retry_after": 0}),
+        ("rate_limit_429", {"retry_after": None}),
+        ("drop_connection", {}),
+        ("truncated_body", {}),
+        ("slow", {"delay_s": 1.0}),
+    ],
+)
+def test_transient_faults_end_in_the_correct_data(
+    sandbox: Sandbox,
+    warehouse_for: Callable[[Sandbox], Warehouse],
+    kind: str,
+    options: dict[str, Any],
+) -> None:
+    sandbox.inject_fault(kind, route="get_course_progresses", count=2, skip=1, **options)
+    sandbox.inject_fault(kind, route="get_users", count=1, **options)
+    warehouse = warehouse_for(sandbox)
+    warehouse.load(request_timeout=0.5)
+    assert sandbox.stats()["faults"] == 3
+    assert_matches_world(warehouse, sandbox.world)
+
+
+@pytest.mark.parametrize("kind", ["page_drift_insert", "page_drift_delete"])
+def test_page_drift_ends_in_the_world_without_doubles_or_gaps(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse], kind: str
+) -> None:
+    sandbox.inject_fault(kind, route="get_users", count=1, records=3)
+    warehouse = warehouse_for(sandbox)
+    warehouse.load(page_size=7)
+    world_ids = {r["id"] for r in world_rows(sandbox.world, "users")}
+    loaded = [r["id"] for r in warehouse.current("users")]
+    assert len(loaded) == len(set(loaded))  # no record twice
+    assert world_ids <= set(loaded)  # no record missed
+    warehouse.load(page_size=7)  # the next run settles deletions made while paging
+    assert_matches_world(warehouse, sandbox.world, "users")
+
+
+def test_paging_ignored_by_the_server_loads_each_record_once(
+    sandbox_factory: Callable[..., Sandbox],
+    tiny_world: World,
+    warehouse_for: Callable[[Sandbox], Warehouse],
+) -> None:
+    sandbox = sandbox_factory(tiny_world, paging="ignore")
+    warehouse = warehouse_for(sandbox)
+    warehouse.load(page_size=7)
+    assert_matches_world(warehouse, tiny_world)
+    assert sandbox.stats()["calls"]["get_users"] == 1
+
+
+def test_server_page_cap_is_followed(
+    sandbox_factory: Callable[..., Sandbox],
+    tiny_world: World,
+    warehouse_for: Callable[[Sandbox], Warehouse],
+) -> None:
+    sandbox = sandbox_factory(tiny_world, max_per_page=8)
+    warehouse = warehouse_for(sandbox)
+    warehouse.load(page_size=1000)
+    assert_matches_world(warehouse, tiny_world, "users", "course_progresses")
+
+
+def test_run_failing_midway_loads_and_retires_nothing_then_rerun_equals_the_world(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
+) -> None:
+    world = sandbox.world
+    warehouse = warehouse_for(sandbox)
+    warehouse.load()
+    loads_before = warehouse.count("_dlt_loads")
+    destroyed = world.users.ids()[0]
+    world.destroy_user(destroyed)
+    sandbox.advance(days=2)
+    # the 6th call and its retries fail: the run dies with some resources read, some not
+    sandbox.inject_fault("http_503", count=3, skip=5)
+    with pytest.raises(PipelineStepFailed) as raised:
+        warehouse.load()
+    assert isinstance(root_cause(raised.value), SkyPrepRequestFailed)
+    assert warehouse.count("_dlt_loads") == loads_before
+    assert warehouse.count("users", "id = %s and _dlt_valid_to is null", destroyed) == 1
+    warehouse.load()
+    assert_matches_world(warehouse, world)
+
+
+def test_html_page_fails_with_a_credentials_error_and_loads_nothing(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
+) -> None:
+    sandbox.inject_fault("html_error", route="get_courses", count=1)
+    warehouse = warehouse_for(sandbox)
+    with pytest.raises(PipelineStepFailed) as raised:
+        warehouse.load()
+    assert isinstance(root_cause(raised.value), SkyPrepCredentialsError)
+    assert "sources.skyprep.api_key" in str(raised.value)
+    assert not warehouse.pipeline.list_extracted_load_packages()
+    assert "users" not in warehouse.tables()  # users were read before courses failed
+
+
+def test_wrong_key_is_a_credentials_error_that_never_shows_the_key(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
+) -> None:
+    warehouse = warehouse_for(sandbox)
+    with pytest.raises(PipelineStepFailed) as raised:
+        warehouse.load(api_key=SECRET)
+    assert isinstance(root_cause(raised.value), SkyPrepCredentialsError)
+    assert SECRET not in str(raised.value) and SECRET not in repr(root_cause(raised.value))
+
+
+# ---- secrets and the read-only rule -------------------------------------------------------
+
+
+def test_the_key_appears_in_no_log_exception_file_or_table(
+    sandbox_factory: Callable[..., Sandbox],
+    warehouse_for: Callable[[Sandbox], Warehouse],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sandbox = sandbox_factory(api_key=SECRET)
+    warehouse = warehouse_for(sandbox)
+    caplog.set_level("DEBUG")
+    sandbox.inject_fault("http_503", route="get_users", count=1)
+    warehouse.load()
+    sandbox.inject_fault("http_503", count=5)  # a run that fails, with its trace written
+    with pytest.raises(PipelineStepFailed) as raised:
+        warehouse.load()
+    assert SECRET not in caplog.text
+    assert SECRET not in str(raised.value)
+    leaking = [
+        str(path)
+        for path in warehouse.root.rglob("*")
+        if path.is_file() and SECRET.encode() in path.read_bytes()
+    ]
+    assert leaking == []
+
+
+def test_only_read_routes_are_called(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
+) -> None:
+    warehouse_for(sandbox).load()
+    routes = {entry["route"] for entry in sandbox.request_log}
+    assert routes <= READ_ROUTES
+    assert sandbox.stats()["mutating_calls"] == 0
+    assert all(entry.get("key_source") == "body" for entry in sandbox.request_log)
