@@ -187,6 +187,177 @@ SAVED_ADVANCED_REPORTS = EntitySchema(
     },
 )
 
+# ---- the rest of the read API (issue #6) -----------------------------------------------------
+
+LEARNING_PATHS = EntitySchema(
+    "learning_paths",
+    {
+        "id": "id",
+        "name": "text",
+        "description": "text",
+        "created_at": "timestamp",
+        "updated_at": "timestamp",
+        "course_ids": "json",
+        "user_group_ids": "json",
+    },
+)
+
+# bridges unpacked from learning_paths' id arrays (no call of their own)
+LEARNING_PATH_COURSES = EntitySchema(
+    "learning_path_courses", {"learning_path_id": "id", "course_id": "id"}
+)
+LEARNING_PATH_USER_GROUPS = EntitySchema(
+    "learning_path_user_groups", {"learning_path_id": "id", "user_group_id": "id"}
+)
+
+INSTRUCTOR_LED_TRAININGS = EntitySchema(
+    "instructor_led_trainings",
+    {
+        "id": "id",
+        "name": "text",
+        "description": "text",
+        "course_id": "id",
+        "created_at": "timestamp",
+        "updated_at": "timestamp",
+    },
+)
+
+INSTRUCTOR_LED_TRAINING_TIMESLOTS = EntitySchema(
+    "instructor_led_training_timeslots",
+    {
+        "id": "id",
+        "instructor_led_training_id": "id",
+        **_fields("text", "description", "location", "instructor"),
+        "start_date": "timestamp",
+        "end_date": "timestamp",
+        "display_timezone": "text",
+        "capacity": "int",
+        "created_at": "timestamp",
+        "updated_at": "timestamp",
+    },
+)
+
+INSTRUCTOR_LED_TRAINING_TIMESLOT_REGISTRATIONS = EntitySchema(
+    "instructor_led_training_timeslot_registrations",
+    {
+        "id": "id",
+        "instructor_led_training_timeslot_id": "id",
+        "user_id": "id",
+        "course_progress_id": "id",
+        "course_id": "id",
+        "status": "text",  # attendance: registered, attended, ...
+        "created_at": "timestamp",
+        "updated_at": "timestamp",
+    },
+)
+
+MATERIALS = EntitySchema(
+    "materials",
+    {
+        "id": "id",
+        **_fields("text", "name", "material_type"),
+        "file_size": "int",
+        "url": "text",
+        "created_at": "timestamp",
+        "updated_at": "timestamp",
+    },
+)
+
+# a power user is a user record plus its permissions (role, datasets), kept as JSON
+POWER_USERS = EntitySchema("power_users", {**USERS.fields, "permissions": "json"})
+
+USER_ROLES = EntitySchema("user_roles", {"id": "id", "name": "text"})
+
+DATASETS = EntitySchema("datasets", {"id": "id", "name": "text"})
+
+COMPETENCY_AWARDS = EntitySchema(
+    "competency_awards",
+    {
+        "competency_id": "id",
+        "user_id": "id",
+        "user_display_name": "text",
+        "created_at": "timestamp",  # when the user achieved the competency
+    },
+)
+
+SKILL_LEADERBOARDS = EntitySchema(
+    "skill_leaderboards",
+    {
+        "skill_id": "id",
+        "user_id": "id",
+        "rank": "int",  # 1 = the highest balance, in the API's order
+        "user_display_name": "text",
+        "balance": "int",
+    },
+)
+
+PROGRAM = EntitySchema(
+    "program",
+    {"acct_key": "text", "id": "id", "name": "text", "created_at": "timestamp"},
+)
+
+PLATFORM_COUNT_TYPES = (
+    "user_count",
+    "admin_count",
+    "learner_count",
+    "course_count",
+    "user_group_count",
+)
+
+PLATFORM_COUNTS = EntitySchema(
+    "platform_counts",
+    {"measured_at": "timestamp", **_fields("int", *PLATFORM_COUNT_TYPES)},
+)
+
+USER_GAMIFICATION_BALANCES = EntitySchema(
+    "user_gamification_balances", {"user_id": "id", "gamification_balance": "int"}
+)
+
+USER_SKILL_BALANCES = EntitySchema(
+    "user_skill_balances",
+    {"user_id": "id", "skill_id": "id", "skill_name": "text", "balance": "int"},
+)
+
+USER_COMPETENCIES_ACHIEVED = EntitySchema(
+    "user_competencies_achieved",
+    {"user_id": "id", "competency_id": "id", "achieved_at": "timestamp"},
+)
+
+COURSE_ITEM_PROGRESSES = EntitySchema(
+    "course_item_progresses",
+    {
+        "course_id": "id",
+        "user_id": "id",
+        "course_item_id": "id",
+        "course_progress_id": "id",
+        "status": "text",
+        "message": "text",
+    },
+)
+
+MANAGER_PERMISSIONS = EntitySchema(
+    "manager_permissions",
+    {
+        "user_group_id": "id",
+        "user_id": "id",
+        "id": "id",
+        **_fields(
+            "bool",
+            "can_add_users",
+            "can_receive_notifications",
+            "can_edit_course_progress",
+            "can_remove_users",
+            "can_add_exisiting_users",  # sic: the API's spelling
+            "can_manage_all_group_users_courses",
+            "can_add_courses_to_user_group",
+            "can_remove_courses_from_user_group",
+            "can_edit_user_password",
+        ),
+        "user": "json",
+        "user_group": "json",
+    },
+)
+
 ENTITY_SCHEMAS: dict[str, EntitySchema] = {
     schema.name: schema
     for schema in (
@@ -199,5 +370,24 @@ ENTITY_SCHEMAS: dict[str, EntitySchema] = {
         USER_GROUPS,
         USER_GROUP_MEMBERS,
         SAVED_ADVANCED_REPORTS,
+        LEARNING_PATHS,
+        LEARNING_PATH_COURSES,
+        LEARNING_PATH_USER_GROUPS,
+        INSTRUCTOR_LED_TRAININGS,
+        INSTRUCTOR_LED_TRAINING_TIMESLOTS,
+        INSTRUCTOR_LED_TRAINING_TIMESLOT_REGISTRATIONS,
+        MATERIALS,
+        POWER_USERS,
+        USER_ROLES,
+        DATASETS,
+        COMPETENCY_AWARDS,
+        SKILL_LEADERBOARDS,
+        PROGRAM,
+        PLATFORM_COUNTS,
+        USER_GAMIFICATION_BALANCES,
+        USER_SKILL_BALANCES,
+        USER_COMPETENCIES_ACHIEVED,
+        COURSE_ITEM_PROGRESSES,
+        MANAGER_PERMISSIONS,
     )
 }
