@@ -457,7 +457,9 @@ def mart(pipeline: dlt.Pipeline, name: str, order_by: str, columns: str = "*") -
     return [{k: normalised(v) for k, v in row.items()} for row in rows]
 
 
-@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+@pytest.fixture(
+    scope="module", params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """The hand-built world, built once per destination."""
     tmp_path = tmp_path_factory.mktemp(request.param)

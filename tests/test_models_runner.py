@@ -239,7 +239,7 @@ def test_rebuilding_on_the_same_data_gives_the_same_answer(duckdb_pipeline: dlt.
         assert query(duckdb_pipeline, f"select * from {{a}}.{name} order by all") == snapshot[name]
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def any_pipeline(request: pytest.FixtureRequest, tmp_path: Path):
     pipelines = make_pipeline(request.param, tmp_path)
     yield next(pipelines)

@@ -146,7 +146,9 @@ def load(pipeline: dlt.Pipeline, account: World) -> None:
         )
 
 
-@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+@pytest.fixture(
+    scope="module", params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def loaded(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[dlt.Pipeline, ModelsBuild]]:
