@@ -80,6 +80,14 @@ def skyprep(
     backoff_base_s: float = 1.0,
     backoff_max_s: float = 60.0,
     rate_window_s: float = 60.0,
+    timeslots_lookback_days: int = 30,
+    timeslots_horizon_days: int = 730,
+    per_user_resources: Sequence[str] | None = None,
+    course_item_progress_course_ids: Sequence[int] | None = None,
+    manager_permission_pairs: Sequence[Sequence[int]] | None = None,
+    async_reports: Sequence[Any] | None = None,
+    async_report_timeout_s: float = 900.0,
+    async_report_poll_s: float = 2.0,
 ) -> list[DltResource]:
     """Read a SkyPrep account (read-only) as typed tables.
 
@@ -103,6 +111,20 @@ def skyprep(
             gives no Retry-After.
         backoff_max_s: the longest retry delay.
         rate_window_s: the window of the rate budget (60 s: "per minute").
+        timeslots_lookback_days: days of instructor-led timeslots re-read before the last
+            run's date (attendance is marked after the session).
+        timeslots_horizon_days: how far ahead scheduled timeslots are read.
+        per_user_resources: opt-in, one call per user each: `user_gamification_balances`,
+            `user_skill_balances` (with `user_competencies_achieved`).
+        course_item_progress_course_ids: opt-in `course_item_progresses` for these courses
+            (one call per enrolled user and course item).
+        manager_permission_pairs: opt-in `manager_permissions` for these
+            (user_id, user_group_id) pairs (one call each).
+        async_reports: report types to render with `generate_async_report`, each a name or
+            (name, params), e.g. `["all_users", ("single_course", {"course_id": 5})]`; each
+            loads as `report__<type>[__<param values>]` (docs/routes.md).
+        async_report_timeout_s: how long one async report may take before the run fails.
+        async_report_poll_s: the first wait between status polls (doubling, at most 30 s).
     """
     client = SkyPrepClient(
         api_key,
@@ -126,6 +148,25 @@ def skyprep(
     if saved_reports:
         resources.append(
             saved_report_downloads_resource(client, snapshots["saved_advanced_reports"])
+        )
+    # the rest of the read API (account_resources.py, async_reports.py; docs/routes.md)
+    from skyprep_source.account_resources import read_api_options, read_api_resources
+
+    options = read_api_options(
+        timeslots_lookback_days,
+        timeslots_horizon_days,
+        per_user_resources,
+        course_item_progress_course_ids,
+        manager_permission_pairs,
+    )
+    resources += read_api_resources(client, snapshots, options)
+    if async_reports:
+        from skyprep_source.async_reports import async_reports_resource
+
+        resources.append(
+            async_reports_resource(
+                client, async_reports, async_report_timeout_s, async_report_poll_s
+            )
         )
     return resources
 
