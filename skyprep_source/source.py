@@ -122,7 +122,7 @@ def skyprep(
             (user_id, user_group_id) pairs (one call each).
         async_reports: report types to render with `generate_async_report`, each a name or
             (name, params), e.g. `["all_users", ("single_course", {"course_id": 5})]`; each
-            loads as `report__<type>[__<param values>]` (docs/routes.md).
+            loads as `report__<type>[__<param>_<value>]` (docs/routes.md).
         async_report_timeout_s: how long one async report may take before the run fails.
         async_report_poll_s: the first wait between status polls (doubling, at most 30 s).
     """
