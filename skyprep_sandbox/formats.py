@@ -10,6 +10,7 @@ import html
 import time
 from datetime import datetime, timezone
 
+DAY = 86_400
 _MONTHS = (
     "January",
     "February",
@@ -25,14 +26,28 @@ _MONTHS = (
     "December",
 )
 _MONTHS_SHORT = tuple(m[:3] for m in _MONTHS)
-DAY = 86_400
+
+
+# Generating a million records formats ten million instants: the day part comes from a
+# per-day cache and the time of day from a table, instead of gmtime+strftime each time.
+_CLOCK = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(DAY)]
+_ISO_DAYS: dict[int, str] = {}
+_SHORT_DAYS: dict[int, str] = {}
+
+
+def _iso_day(day: int) -> str:
+    text = _ISO_DAYS.get(day)
+    if text is None:
+        text = _ISO_DAYS[day] = time.strftime("%Y-%m-%d", time.gmtime(day * DAY))
+    return text
 
 
 def ts_iso(t: int | None) -> str | None:
     """`2020-11-06T00:40:18.000Z` (the API's usual timestamp), or None."""
     if t is None:
         return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t))
+    day, second = divmod(t, DAY)
+    return f"{_iso_day(day)}T{_CLOCK[second]}.000Z"
 
 
 def ts_iso_offset(t: int, offset_hours: int = -5) -> str:
@@ -58,8 +73,12 @@ def formatted_short(t: int | None) -> str:
     """`06-Nov 2020`: the course progresses' formatted_* fields ("" when empty)."""
     if t is None:
         return ""
-    g = time.gmtime(t)
-    return f"{g.tm_mday:02d}-{_MONTHS_SHORT[g.tm_mon - 1]} {g.tm_year}"
+    day = t // DAY
+    text = _SHORT_DAYS.get(day)
+    if text is None:
+        g = time.gmtime(day * DAY)
+        text = _SHORT_DAYS[day] = f"{g.tm_mday:02d}-{_MONTHS_SHORT[g.tm_mon - 1]} {g.tm_year}"
+    return text
 
 
 def report_datetime(t: int | None) -> str:

@@ -182,10 +182,10 @@ def populate(world: Any, scale: Scale) -> None:
     now = world.now_ts
     start = now - scale.history_days * DAY
 
-    _users(world, rng, scale, start, now)
+    user_created = _users(world, rng, scale, start, now)
     _courses(world, rng, scale, start, now)
     groups = _user_groups(world, rng, scale, start, now)
-    _progresses(world, rng, scale, groups, now)
+    _progresses(world, rng, scale, groups, user_created, now)
     _payments(world, rng, scale, now)
     _skills_and_competencies(world, rng, scale, start, now)
     _learning_paths(world, rng, scale, start, now)
@@ -208,8 +208,10 @@ def populate(world: Any, scale: Scale) -> None:
     world.changed()
 
 
-def _users(world: Any, rng: random.Random, scale: Scale, start: int, now: int) -> None:
+def _users(world: Any, rng: random.Random, scale: Scale, start: int, now: int) -> dict[int, int]:
+    """Create the users; returns each one's created_at (epoch seconds)."""
     span = now - start
+    created_at: dict[int, int] = {}
     for n in range(scale.users):
         uid = world.next_id("user")
         first = FIRST_NAMES[rng.randrange(len(FIRST_NAMES))]
@@ -258,6 +260,8 @@ def _users(world: Any, rng: random.Random, scale: Scale, start: int, now: int) -
             updated_at=updated,
             **record_fields,
         )
+        created_at[uid] = created
+    return created_at
 
 
 def _courses(world: Any, rng: random.Random, scale: Scale, start: int, now: int) -> None:
@@ -325,6 +329,7 @@ def _progresses(
     rng: random.Random,
     scale: Scale,
     groups: list[tuple[int, list[int]]],
+    user_created_at: dict[int, int],
     now: int,
 ) -> None:
     course_ids = world.courses.ids()
@@ -340,7 +345,7 @@ def _progresses(
     put = world._put_progress
     next_id = world.next_id
     for uid, _raw in list(world.users.rows.items()):
-        user_created = _user_created(world, uid)
+        user_created = user_created_at[uid]
         email = world.users.meta[uid][1]
         wanted = min(n_courses, int(rand() * 2 * mean + 0.5))
         chosen = dict.fromkeys(group_courses.get(uid, ()))
@@ -383,6 +388,8 @@ def _progresses(
             updated = max(created, commencement or 0, completion or 0) + int(rand() * 3600)
             updated = min(updated, now - 1)
             pid = next_id("progress")
+            # The meta tuple is built here from epochs (World._progress_meta would re-parse).
+            meta = (cid, uid, status, expiration if expiration and expiration > now else None)
             put(
                 pid,
                 progress_record(
@@ -407,6 +414,7 @@ def _progresses(
                     override_dates=rand() < 0.03,
                     skip_prerequisites=rand() < 0.02,
                 ),
+                meta,
             )
 
 
@@ -415,10 +423,6 @@ def _created(record: dict[str, Any] | None) -> int:
 
     assert record is not None
     return parse_any(record["created_at"]) or 0
-
-
-def _user_created(world: Any, uid: int) -> int:
-    return _created(world.users.get(uid))
 
 
 def _payments(world: Any, rng: random.Random, scale: Scale, now: int) -> None:

@@ -381,9 +381,9 @@ class World:
             expires_at = parse_any(record["expiration_date"])
         return (record["course_id"], record["user_id"], record["status"], expires_at)
 
-    def _put_progress(self, pid: int, record: dict[str, Any]) -> None:
+    def _put_progress(self, pid: int, record: dict[str, Any], meta: Any = None) -> None:
         cid, uid = record["course_id"], record["user_id"]
-        self.progresses.put(pid, record, self._progress_meta(record))
+        self.progresses.put(pid, record, meta or self._progress_meta(record))
         self.progresses_by_course.setdefault(cid, {})[pid] = None
         self.progresses_by_user.setdefault(uid, {})[pid] = None
 
