@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import requests
@@ -235,6 +235,9 @@ class SkyPrepClient:
     Credentials travel in the POST form body only (never in a URL); they are redacted from
     every message this client produces.
     """
+
+    # HTTP attempts of every client in this process: the scheduled job's summary reports them
+    calls_in_process: ClassVar[int] = 0
 
     def __init__(
         self,
@@ -458,6 +461,7 @@ class SkyPrepClient:
                 with self._in_flight:
                     with self._lock:
                         self.calls += 1
+                        SkyPrepClient.calls_in_process += 1
                     response = self._session.post(url, data=form, timeout=self.request_timeout)
                     body = response.content  # read here: a cut body raises inside the try
                 return self._interpret(route, response, body, expect_json=expect_json)

@@ -253,7 +253,10 @@ def run_load(options: RunOptions) -> RunSummary:
 
     Raises whatever failed; `describe_failure` turns it into a `JobFailure`.
     """
+    from skyprep_source.client import SkyPrepClient
+
     started = time.monotonic()
+    calls_before = SkyPrepClient.calls_in_process
     source = source_factory()(**options.source_options)
     if options.resources:
         unknown = sorted(set(options.resources) - set(source.resources.keys()))
@@ -287,7 +290,7 @@ def run_load(options: RunOptions) -> RunSummary:
         rows=loaded_rows(pipeline),
         seconds=0.0,
         load_ids=list(info.loads_ids),
-        calls=api_calls(source),
+        calls=SkyPrepClient.calls_in_process - calls_before,
     )
     if options.build_models:
         summary.models, summary.models_note = build_models_for(
@@ -305,13 +308,6 @@ def loaded_rows(pipeline: Any) -> dict[str, int]:
     normalize = trace.last_normalize_info if trace else None
     counts = normalize.row_counts if normalize else {}
     return {name: int(n) for name, n in counts.items() if not name.startswith("_dlt")}
-
-
-def api_calls(source: Any) -> int | None:
-    """HTTP calls the source's client made, when the source exposes its client."""
-    client = getattr(source, "client", None)
-    calls = getattr(client, "calls", None)
-    return int(calls) if isinstance(calls, int) else None
 
 
 def build_models_for(pipeline: Any, dataset_name: str) -> tuple[Any, str | None]:

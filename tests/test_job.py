@@ -148,6 +148,7 @@ def test_run_loads_every_table_builds_the_models_and_prints_a_summary(
     )
     headline, *table_lines = result.stdout.splitlines()
     assert headline.startswith("read ") and "tables of duckdb:skyprep_data" in headline
+    assert headline.endswith(f", {sandbox.stats()['calls_total']} API calls")
     assert any(line.split() == ["users", "30"] for line in table_lines)  # the tiny world
     assert table_lines[-1].startswith("models: ")
     assert "[skyprep] extract done in" in result.stderr  # progress goes to stderr
