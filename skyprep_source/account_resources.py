@@ -66,14 +66,15 @@ def read_api_options(
     timeslots_horizon_days: int = 730,
     per_user_resources: Iterable[str] | None = None,
     course_item_progress_course_ids: Iterable[Any] | None = None,
-    manager_permission_pairs: Iterable[Sequence[Any]] | None = None,
+    manager_permission_pairs: Iterable[Any] | None = None,
 ) -> ReadApiOptions:
     """`ReadApiOptions` from the loosely typed values dlt config hands over (lists from TOML,
     pairs as two-element lists, ids as strings)."""
     pairs = []
-    for pair in manager_permission_pairs or ():
-        if isinstance(pair, Mapping):
-            pair = (pair["user_id"], pair["user_group_id"])
+    for entry in manager_permission_pairs or ():
+        pair: Sequence[Any] = (
+            (entry["user_id"], entry["user_group_id"]) if isinstance(entry, Mapping) else entry
+        )
         if len(pair) != 2:
             raise ValueError(
                 f"manager_permission_pairs: each entry is (user_id, user_group_id), got {pair!r}"
@@ -178,40 +179,34 @@ def _id_list(value: Any) -> list[Any]:
 def learning_path_bridge_resources(learning_paths: DltResource) -> list[DltResource]:
     """`learning_path_courses` and `learning_path_user_groups`, unpacked from the arrays
     (`course_ids`, `user_group_ids`) of the learning paths list: no call of their own."""
-    resources = []
-    for resource_name, array, column in (
-        ("learning_path_courses", "course_ids", "course_id"),
-        ("learning_path_user_groups", "user_group_ids", "user_group_id"),
-    ):
-        endpoint = ENDPOINTS[resource_name]
+    return [
+        _bridge_resource(learning_paths, "learning_path_courses", "course_ids", "course_id"),
+        _bridge_resource(
+            learning_paths, "learning_path_user_groups", "user_group_ids", "user_group_id"
+        ),
+    ]
 
-        def unpack(
-            paths_page: pa.Table,
-            endpoint: Endpoint = endpoint,
-            array: str = array,
-            column: str = column,
-        ) -> Iterator[Any]:
-            rows: list[dict[str, Any]] = []
-            if array not in paths_page.column_names:
-                return
-            ids = paths_page.column("id").to_pylist()
-            arrays = paths_page.column(array).to_pylist()
-            for path_id, text in zip(ids, arrays, strict=True):
-                values = _load_json(text)
-                for value in dict.fromkeys(str(v) for v in _id_list(values)):
-                    rows.append({"learning_path_id": path_id, column: value})
-            if rows:
-                yield _rows_to_item(rows, endpoint)
 
-        resources.append(
-            dlt.transformer(
-                unpack,
-                data_from=learning_paths,
-                name=resource_name,
-                write_disposition=_scd2(endpoint),
-            )
-        )
-    return resources
+def _bridge_resource(
+    learning_paths: DltResource, resource_name: str, array: str, column: str
+) -> DltResource:
+    endpoint = ENDPOINTS[resource_name]
+
+    def unpack(paths_page: pa.Table) -> Iterator[Any]:
+        if array not in paths_page.column_names:
+            return
+        rows: list[dict[str, Any]] = []
+        ids = paths_page.column("id").to_pylist()
+        arrays = paths_page.column(array).to_pylist()
+        for path_id, text in zip(ids, arrays, strict=True):
+            for value in dict.fromkeys(str(v) for v in _id_list(_load_json(text))):
+                rows.append({"learning_path_id": path_id, column: value})
+        if rows:
+            yield _rows_to_item(rows, endpoint)
+
+    return dlt.transformer(
+        unpack, data_from=learning_paths, name=resource_name, write_disposition=_scd2(endpoint)
+    )
 
 
 def _load_json(text: Any) -> Any:
@@ -264,12 +259,11 @@ def timeslots_resource(client: SkyPrepClient, options: ReadApiOptions) -> DltRes
         # end_date is inclusive (a whole day): the scope ends the day after
         until = (date.fromisoformat(end) + timedelta(days=1)).isoformat()
         scope = f"start_date >= '{start}' AND start_date < '{until}'"
-        # the scope is known only now (it depends on the state); set on the resource, not on
-        # the items: item hints would travel on to the registrations transformer
-        dlt.current.resource().apply_hints(write_disposition=_scd2(endpoint, scope))
+        # the scope is known only now (it depends on the state), so it rides on the items
+        hints = dlt.mark.make_hints(write_disposition=_scd2(endpoint, scope))
         params = {**endpoint.params, "start_date": start, "end_date": end}
         for page in client.pages(endpoint.route, params, key):
-            yield _rows_to_item(page, endpoint)
+            yield dlt.mark.with_hints(_rows_to_item(page, endpoint), hints)
         state["last_run_date"] = today.isoformat()
 
     return dlt.resource(
@@ -288,6 +282,10 @@ def timeslot_registrations_resource(client: SkyPrepClient, timeslots: DltResourc
     timeslots outside the window stay as they are."""
     endpoint = ENDPOINTS["instructor_led_training_timeslot_registrations"]
     key = key_of(*endpoint.primary_key)
+    merge_key = "instructor_led_training_timeslot_id"
+    # stated on every item: a transformer's items inherit the hints of the items it was fed
+    # (the timeslots' window scope), which must not apply to this table
+    hints = dlt.mark.make_hints(write_disposition=_scd2_by_key(endpoint), merge_key=merge_key)
 
     def registrations(timeslots_page: Any) -> Iterator[Any]:
         for timeslot_id in _ids(_as_table(timeslots_page)):
@@ -298,7 +296,7 @@ def timeslot_registrations_resource(client: SkyPrepClient, timeslots: DltResourc
                     rows = [
                         {**row, "instructor_led_training_timeslot_id": timeslot_id} for row in page
                     ]
-                    yield _rows_to_item(rows, endpoint)
+                    yield dlt.mark.with_hints(_rows_to_item(rows, endpoint), hints)
             except SkyPrepAPIError as error:
                 if error.status != 404:
                     raise
@@ -308,9 +306,14 @@ def timeslot_registrations_resource(client: SkyPrepClient, timeslots: DltResourc
         registrations,
         data_from=timeslots,
         name=endpoint.resource,
-        write_disposition=_scd2(endpoint),
-        merge_key="instructor_led_training_timeslot_id",
+        write_disposition=_scd2_by_key(endpoint),
+        merge_key=merge_key,
     )
+
+
+def _scd2_by_key(endpoint: Endpoint) -> Any:
+    """scd2 that retires rows only within the merge keys of this load (no scope)."""
+    return endpoint.write_disposition()
 
 
 def _as_table(item: Any) -> pa.Table:

@@ -1,0 +1,459 @@
+"""The call plan: what a run will cost in API calls, and in time at the rate budget, before
+it makes its first data call.
+
+Some resources cost one call per record of another (progresses per course, members per group,
+registrations per timeslot) or per user (balances): at 100 calls per minute that can mean
+hours. `plan_run` estimates each resource's calls from a few cheap facts, asked first:
+
+- `get_data` counts (users, courses, user groups): 3 calls;
+- the short lists that set a fan-out (skills, competencies, timeslots in the window, saved
+  reports; the items and enrollments of courses listed for `course_item_progresses`): 1 call
+  each, skipped when `known_counts` already says how many there are;
+- what is known without asking: the page size, the listed course ids and manager pairs, the
+  async reports asked for.
+
+Lists whose size nothing tells (learning paths, materials, payments, ...) are assumed to fit
+one page unless `known_counts` (rows per resource from an earlier run) says otherwise.
+
+    plan = plan_run({"api_key": ..., "acct_key": ..., "base_url": ...})
+    print(plan)                       # calls per resource, total, time at the budget
+    plan.check(max_calls=5000)        # raises CallPlanExceeded naming the costliest resources
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from skyprep_source.account_resources import (
+    PER_USER_RESOURCES,
+    read_api_options,
+    timeslot_window,
+)
+from skyprep_source.async_reports import parse_async_reports
+from skyprep_source.client import RateBudget, RetryPolicy, SkyPrepClient, key_of
+from skyprep_source.endpoints import ENDPOINTS, SNAPSHOT_RESOURCES
+from skyprep_source.errors import SkyPrepError
+from skyprep_source.schemas import PLATFORM_COUNT_TYPES
+
+# polls an async report is assumed to need (the first answer is usually "pending")
+ASYNC_REPORT_POLLS = 2
+# a call's round trip when the rate budget does not bind (the sandbox answers in ~1 ms)
+SECONDS_PER_CALL = 0.3
+
+# resource -> the resource whose records it fans out over (dlt extracts the parent too)
+PARENTS: dict[str, str] = {
+    "course_progresses": "courses",
+    "user_group_members": "user_groups",
+    "saved_reports": "saved_advanced_reports",
+    "learning_path_courses": "learning_paths",
+    "learning_path_user_groups": "learning_paths",
+    "instructor_led_training_timeslot_registrations": "instructor_led_training_timeslots",
+    "competency_awards": "competencies",
+    "skill_leaderboards": "skills",
+    "user_gamification_balances": "users",
+    "user_skill_balances": "users",
+}
+
+
+class CallPlanExceeded(SkyPrepError):
+    """The run would make more calls than the configured ceiling (`max_calls`)."""
+
+
+@dataclass(frozen=True)
+class ResourceCost:
+    """The calls one resource will make, and how that number was reached."""
+
+    resource: str
+    calls: int
+    basis: str
+    loaded: bool = True  # False: extracted only because a selected resource fans out over it
+
+
+@dataclass
+class CallPlan:
+    """What a run will cost: calls per resource, their total, and the time at the budget."""
+
+    costs: list[ResourceCost]
+    planning_calls: int
+    requests_per_minute: int | None
+    rate_window_s: float = 60.0
+    concurrency: int = 1
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_calls(self) -> int:
+        """Calls the run itself will make (planning calls not included)."""
+        return sum(cost.calls for cost in self.costs)
+
+    @property
+    def seconds(self) -> float:
+        """The run's expected duration from its calls alone: the rate budget lets
+        `requests_per_minute` calls through per window, and each call takes a round trip."""
+        calls = self.total_calls
+        round_trips = calls * SECONDS_PER_CALL / max(self.concurrency, 1)
+        if not self.requests_per_minute or calls <= self.requests_per_minute:
+            return round_trips
+        windows = math.ceil(calls / self.requests_per_minute) - 1
+        return max(windows * self.rate_window_s, round_trips)
+
+    def costliest(self, count: int = 3) -> list[ResourceCost]:
+        """The resources that cost most, most first."""
+        return sorted(self.costs, key=lambda cost: (-cost.calls, cost.resource))[:count]
+
+    def check(self, max_calls: int | None) -> None:
+        """Raise `CallPlanExceeded` when the plan's calls exceed `max_calls` (None: no ceiling)."""
+        if max_calls is None or self.total_calls <= max_calls:
+            return
+        worst = ", ".join(f"{c.resource} ({c.calls} calls)" for c in self.costliest())
+        raise CallPlanExceeded(
+            f"this run would make about {self.total_calls} SkyPrep API calls "
+            f"({_duration(self.seconds)}), more than max_calls={max_calls}; most go to {worst}. "
+            "Leave out resources (--resources), narrow them (course_ids, per_user_resources) "
+            "or raise the ceiling (--max-calls)"
+        )
+
+    def __str__(self) -> str:
+        budget = (
+            f"{self.requests_per_minute} calls per {self.rate_window_s:g}s"
+            if self.requests_per_minute
+            else "no rate budget"
+        )
+        lines = [
+            f"call plan: about {self.total_calls} API calls, {_duration(self.seconds)} at "
+            f"{budget} (planning took {self.planning_calls} calls)"
+        ]
+        width = max((len(c.resource) for c in self.costs), default=0)
+        for cost in sorted(self.costs, key=lambda c: (-c.calls, c.resource)):
+            extracted = "" if cost.loaded else " [feeds a selected resource, not loaded]"
+            lines.append(f"  {cost.resource:<{width}}  {cost.calls:>8}  {cost.basis}{extracted}")
+        lines += [f"  note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def list_calls(rows: int, page_size: int) -> int:
+    """Calls the client makes to read a list of `rows` rows, `page_size` per page: every full
+    page, the short (or empty) page that ends it, and one re-read of page 1 for a list that
+    spanned several pages (the client's drift check)."""
+    if rows < page_size:
+        return 1
+    return rows // page_size + 2
+
+
+def plan_run(
+    source_or_config: Any,
+    resources: Iterable[str] | None = None,
+    *,
+    known_counts: Mapping[str, int] | None = None,
+    client: SkyPrepClient | None = None,
+    now: datetime | None = None,
+) -> CallPlan:
+    """Estimate the calls of a run of `skyprep()` with this configuration.
+
+    Args:
+        source_or_config: the `skyprep()` arguments as a mapping, or its resolved configuration
+            (`skyprep.ref.SPEC` with attributes, as the job resolves it); unset values take
+            `skyprep()`'s defaults.
+        resources: the resources the run selects (default: every resource the configuration
+            creates).
+        known_counts: rows per resource known from an earlier run; they replace probes and
+            the one-page assumption.
+        client: the client to ask (default: one built from the configuration).
+        now: the run's time (tests); the timeslot window is computed for a first run.
+    """
+    config = _Config(source_or_config)
+    known = dict(known_counts or {})
+    page_size = int(config.get("page_size"))
+    own_client = client is None
+    if client is None:
+        client = SkyPrepClient(
+            config.get("api_key"),
+            config.get("acct_key"),
+            config.get("base_url"),
+            rate_budget=RateBudget(config.get("requests_per_minute"), config.get("rate_window_s")),
+            retry=RetryPolicy(
+                int(config.get("max_attempts")),
+                float(config.get("backoff_base_s")),
+                float(config.get("backoff_max_s")),
+            ),
+            request_timeout=float(config.get("request_timeout")),
+            page_size=page_size,
+        )
+    calls_before = client.calls
+    try:
+        available = available_resources(config)
+        selected = list(available) if resources is None else list(dict.fromkeys(resources))
+        unknown = sorted(set(selected) - set(available))
+        if unknown:
+            raise ValueError(
+                f"unknown resource(s) {', '.join(unknown)}; choose from {', '.join(available)}"
+            )
+        planner = _Planner(client, config, known, page_size, now)
+        costs = planner.costs(selected)
+    finally:
+        if own_client:
+            client.close()
+    return CallPlan(
+        costs=costs,
+        planning_calls=client.calls - calls_before,
+        requests_per_minute=config.get("requests_per_minute"),
+        rate_window_s=float(config.get("rate_window_s")),
+        concurrency=int(config.get("concurrency")),
+        notes=planner.notes,
+    )
+
+
+def available_resources(config: Any) -> list[str]:
+    """The resources `skyprep()` creates with this configuration, in its order."""
+    config = config if isinstance(config, _Config) else _Config(config)
+    names = [*SNAPSHOT_RESOURCES, "course_progresses", "user_group_members", "payments"]
+    if config.get("saved_reports"):
+        names.append("saved_reports")
+    names += [
+        "learning_path_courses",
+        "learning_path_user_groups",
+        "instructor_led_training_timeslots",
+        "instructor_led_training_timeslot_registrations",
+        "competency_awards",
+        "skill_leaderboards",
+        "program",
+        "platform_counts",
+    ]
+    options = _read_api_options(config)
+    names += [name for name in PER_USER_RESOURCES if name in options.per_user_resources]
+    if options.course_item_progress_course_ids:
+        names.append("course_item_progresses")
+    if options.manager_permission_pairs:
+        names.append("manager_permissions")
+    if config.get("async_reports"):
+        names.append("async_reports")
+    return names
+
+
+# ---- internals ---------------------------------------------------------------------------
+
+
+class _Config:
+    """`skyprep()` arguments from a mapping or a resolved configuration, with its defaults."""
+
+    def __init__(self, source: Any) -> None:
+        from skyprep_source.source import skyprep
+
+        self._source = source
+        self._defaults = skyprep.ref.SPEC()
+
+    def get(self, name: str) -> Any:
+        if isinstance(self._source, Mapping):
+            if name in self._source:
+                return self._source[name]
+        elif getattr(self._source, name, None) is not None:
+            return getattr(self._source, name)
+        return getattr(self._defaults, name, None)
+
+
+def _read_api_options(config: _Config) -> Any:
+    return read_api_options(
+        config.get("timeslots_lookback_days"),
+        config.get("timeslots_horizon_days"),
+        config.get("per_user_resources"),
+        config.get("course_item_progress_course_ids"),
+        config.get("manager_permission_pairs"),
+    )
+
+
+class _Planner:
+    """Counts what it must (cached), then prices each resource."""
+
+    def __init__(
+        self,
+        client: SkyPrepClient,
+        config: _Config,
+        known: dict[str, int],
+        page_size: int,
+        now: datetime | None,
+    ) -> None:
+        self.client = client
+        self.config = config
+        self.known = known
+        self.page_size = page_size
+        self.now = now or datetime.now(timezone.utc)
+        self.options = _read_api_options(config)
+        self.notes: list[str] = []
+        self._counts: dict[str, int] = {}
+
+    # -- facts ------------------------------------------------------------------------------
+
+    def count(self, name: str) -> int:
+        """Rows of a resource: known, from get_data, or by reading its (short) list."""
+        if name in self._counts:
+            return self._counts[name]
+        if name in self.known:
+            value = int(self.known[name])
+        elif name in _DATA_TYPES:
+            answer = self.client.call("get_data", {"data_type": _DATA_TYPES[name]})
+            value = int(str(answer.get("data", 0) if isinstance(answer, dict) else 0) or 0)
+        elif name == "instructor_led_training_timeslots":
+            start, end = timeslot_window(
+                None,
+                self.options.timeslots_lookback_days,
+                self.options.timeslots_horizon_days,
+                self.now.date(),
+            )
+            value = self._list_length(ENDPOINTS[name].route, {"start_date": start, "end_date": end})
+        else:
+            value = self._list_length(ENDPOINTS[name].route, {})
+        self._counts[name] = value
+        return value
+
+    def _list_length(self, route: str, params: Mapping[str, Any]) -> int:
+        return sum(len(page) for page in self.client.pages(route, params, key_of("id")))
+
+    def list_cost(self, name: str, why: str = "") -> ResourceCost:
+        """A list resource: its pages, from its row count when one is known or cheap."""
+        if name in self.known or name in _DATA_TYPES or name in _PROBED:
+            rows = self.count(name)
+            return ResourceCost(name, list_calls(rows, self.page_size), f"{rows} rows{why}")
+        return ResourceCost(name, 1, "assumed one page (size unknown before a first run)")
+
+    # -- prices -----------------------------------------------------------------------------
+
+    def costs(self, selected: list[str]) -> list[ResourceCost]:
+        costs: list[ResourceCost] = []
+        priced: set[str] = set()
+        for name in selected:
+            parent = PARENTS.get(name)
+            if name == "course_progresses" and self._progress_mode() != "per_course":
+                parent = None
+            if parent and parent not in selected and parent not in priced:
+                cost = self.price(parent)
+                costs.append(ResourceCost(cost.resource, cost.calls, cost.basis, loaded=False))
+                priced.add(parent)
+            if name not in priced:
+                costs.append(self.price(name))
+                priced.add(name)
+        # the client checks once whether a short first page is the whole list (one extra call)
+        if not any(c.calls > 1 and c.resource in _LISTS for c in costs):
+            costs.append(ResourceCost("(paging check)", 1, "a short first page confirmed once"))
+        return costs
+
+    def price(self, name: str) -> ResourceCost:
+        """One resource's calls (one branch per kind of resource)."""
+        if name in SNAPSHOT_RESOURCES or name == "payments":
+            return self.list_cost(name)
+        if name == "course_progresses":
+            return self._course_progresses()
+        if name == "user_group_members":
+            groups = self.count("user_groups")
+            return ResourceCost(name, groups, f"1 per user group × {groups}")
+        if name == "saved_reports":
+            reports = self.count("saved_advanced_reports")
+            return ResourceCost(
+                name, reports, f"at most 1 download per saved report × {reports} (changed only)"
+            )
+        if name in ("learning_path_courses", "learning_path_user_groups"):
+            return ResourceCost(name, 0, "unpacked from learning_paths, no calls")
+        if name == "instructor_led_training_timeslots":
+            return self.list_cost(name, " in the window")
+        if name == "instructor_led_training_timeslot_registrations":
+            slots = self.count("instructor_led_training_timeslots")
+            return ResourceCost(name, slots, f"1 list per timeslot × {slots}")
+        if name == "competency_awards":
+            count = self.count("competencies")
+            return ResourceCost(name, count, f"1 get_competency per competency × {count}")
+        if name == "skill_leaderboards":
+            count = self.count("skills")
+            return ResourceCost(name, count, f"1 get_skill per skill × {count}")
+        if name == "program":
+            return ResourceCost(name, 1, "get_program")
+        if name == "platform_counts":
+            types = len(PLATFORM_COUNT_TYPES)
+            return ResourceCost(name, types, f"get_data × {types} data types")
+        if name in PER_USER_RESOURCES:
+            users = self.count("users")
+            return ResourceCost(name, users, f"1 per user × {users}")
+        if name == "course_item_progresses":
+            return self._course_item_progresses()
+        if name == "manager_permissions":
+            pairs = len(self.options.manager_permission_pairs)
+            return ResourceCost(name, pairs, f"1 per (user, group) pair × {pairs}")
+        if name == "async_reports":
+            reports = len(parse_async_reports(self.config.get("async_reports") or ()))
+            per_report = 1 + ASYNC_REPORT_POLLS
+            self.notes.append(
+                "async reports: each slow report adds one status poll per wait "
+                "(waits double from async_report_poll_s up to 30 s)"
+            )
+            return ResourceCost(
+                name,
+                reports * per_report,
+                f"({1} request + {ASYNC_REPORT_POLLS} polls) per report × {reports}",
+            )
+        raise ValueError(f"no cost model for resource {name!r}")  # pragma: no cover
+
+    def _progress_mode(self) -> str:
+        return str(self.config.get("course_progress_mode"))
+
+    def _course_progresses(self) -> ResourceCost:
+        name = "course_progresses"
+        listed = self.config.get("course_ids")
+        if self._progress_mode() == "account_wide" and listed is None:
+            return self.list_cost(name, " account-wide")
+        courses = len(set(listed)) if listed is not None else self.count("courses")
+        if name in self.known and self.count("courses"):
+            per_course = self.known[name] / max(self.count("courses"), 1)
+            calls = courses * list_calls(math.ceil(per_course), self.page_size)
+            basis = f"lists of ~{per_course:.0f} rows × {courses} courses"
+        else:
+            users = self.count("users")
+            # a course cannot have more progresses than the account has users
+            calls = courses * list_calls(min(users, self.page_size - 1), self.page_size)
+            basis = f"1 list per course × {courses}"
+            if users >= self.page_size:
+                self.notes.append(
+                    "course_progresses assumes each course's progresses fit one page; pass "
+                    "known_counts from an earlier run for a closer estimate"
+                )
+        return ResourceCost(name, calls, basis)
+
+    def _course_item_progresses(self) -> ResourceCost:
+        calls = 0
+        pairs = 0
+        for course_id in self.options.course_item_progress_course_ids:
+            course = self.client.call("get_course", {"course_id": course_id})
+            items = course.get("course_items") if isinstance(course, dict) else None
+            item_count = len(items) if isinstance(items, list) else 0
+            calls += 1
+            if not item_count:
+                continue
+            enrolled = self._list_length("get_course_progresses", {"course_id": course_id})
+            calls += list_calls(enrolled, self.page_size) + enrolled * item_count
+            pairs += enrolled * item_count
+        courses = len(self.options.course_item_progress_course_ids)
+        return ResourceCost(
+            "course_item_progresses",
+            calls,
+            f"1 per (enrolled user, course item) × {pairs} in {courses} course(s)",
+        )
+
+
+# resources whose row count get_data answers, and those read whole to count them
+_DATA_TYPES: dict[str, str] = {
+    "users": "user_count",
+    "courses": "course_count",
+    "user_groups": "user_group_count",
+}
+_PROBED = frozenset(
+    {"skills", "competencies", "saved_advanced_reports", "instructor_led_training_timeslots"}
+)
+_LISTS = frozenset({*SNAPSHOT_RESOURCES, "payments", "instructor_led_training_timeslots"})
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"about {seconds:.0f} s"
+    if seconds < 5400:
+        return f"about {seconds / 60:.0f} min"
+    return f"about {seconds / 3600:.1f} h"
