@@ -172,6 +172,7 @@ class Sandbox:
             return
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = None
@@ -594,6 +595,30 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
     sandbox: Sandbox
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Open connections, so stop() can end keep-alive ones too: a stopped sandbox must
+        # not go on answering a client's pooled connection.
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self.connections_lock:
+            open_connections = list(self.connections)
+        for connection in open_connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -304,3 +304,22 @@ def test_same_seed_serves_the_same_bytes(sandbox_factory: Callable[..., Sandbox]
             ]
         )
     assert bodies[0] == bodies[1]
+
+
+def test_a_stopped_sandbox_answers_nothing_even_on_a_kept_alive_connection(
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    sb = sandbox_factory()
+    session = requests.Session()
+    creds = {"api_key": sb.api_key, "acct_key": sb.acct_key}
+    assert session.post(f"{sb.base_url}/get_skills", data=creds, timeout=10).ok
+    sb.stop()
+    with pytest.raises(requests.ConnectionError):
+        session.post(f"{sb.base_url}/get_skills", data=creds, timeout=10)
+
+
+def test_filtered_listings_follow_changes_to_the_world(sandbox: Sandbox, api: Api) -> None:
+    passed = api("get_course_progresses", status="passed").json()
+    api("update_course_progress", course_progress_id=passed[0]["id"], set_status="failed")
+    again = api("get_course_progresses", status="passed").json()
+    assert [p["id"] for p in again] == [p["id"] for p in passed[1:]]
