@@ -148,7 +148,7 @@ class Sandbox:
         self._stats_lock = threading.Lock()
         self._seq = 0
         self._page_cache: dict[tuple[Any, ...], tuple[int, list[bytes]]] = {}
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------- lifecycle
