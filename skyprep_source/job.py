@@ -465,8 +465,13 @@ class ProgressLines(Collector):
         elapsed = time.monotonic() - self._started
         if self._verb() == "extract" and not self.rows:
             return  # dlt's second, state-only extract step: nothing to tell
-        counts = f": {self._counts()}" if self.rows and self._verb() == "extract" else ""
-        self._write(f"{self._verb()} done in {elapsed:.1f}s{counts}")
+        # the per-table counts follow in the summary: the done line only totals them
+        totals = (
+            f": {len(self.rows)} tables, {sum(self.rows.values())} rows"
+            if self._verb() == "extract"
+            else ""
+        )
+        self._write(f"{self._verb()} done in {elapsed:.1f}s{totals}")
 
     def _verb(self) -> str:
         return (self.step or "").split(" ", 1)[0].lower()
