@@ -114,6 +114,19 @@ def test_check_without_an_api_key_names_the_environment_variable_to_set(
     assert sandbox.stats()["calls_total"] == 0
 
 
+def test_check_with_a_base_url_that_is_not_http_is_a_configuration_error(tmp_path: Path) -> None:
+    env = clean_environment(tmp_path) | {
+        "SOURCES__SKYPREP__API_KEY": "some-key-123",
+        "SOURCES__SKYPREP__ACCT_KEY": "acme.skyprepapp.com",
+    }
+
+    result = skyprep("check", "--base-url", "ftp://skyprep.example", cwd=tmp_path, env=env)
+
+    assert result.returncode == ExitCode.CONFIG
+    (reason,) = error_lines(result)
+    assert "base_url must start with http:// or https://" in reason
+
+
 # ---- run ----------------------------------------------------------------------------------
 
 
