@@ -35,6 +35,9 @@ from skyprep_source.normalize import json_columns, records_to_table
 from skyprep_source.reports import csv_to_table, report_table_name
 
 DAY_SECONDS = 86_400
+# pages are joined up to this many rows before they become one Arrow table: dlt's and the
+# row hash's cost per item is paid per ~5,000 rows, memory stays a few pages
+BATCH_ROWS = 5_000
 # scd2 may retire any current row that is absent from a complete snapshot
 WHOLE_TABLE = "1 = 1"
 
@@ -215,8 +218,8 @@ def snapshot_resource(client: SkyPrepClient, endpoint: Endpoint) -> DltResource:
 
     def read_snapshot() -> Iterator[Any]:
         key = key_of(*endpoint.primary_key)
-        for page in client.pages(endpoint.route, endpoint.params, key):
-            yield page_to_table(page, endpoint)
+        for rows in batched(client.pages(endpoint.route, endpoint.params, key)):
+            yield page_to_table(rows, endpoint)
 
     return dlt.resource(
         read_snapshot,
@@ -240,10 +243,9 @@ def course_progresses_resource(
     endpoint = ENDPOINTS["course_progresses"]
     key = key_of(*endpoint.primary_key)
 
-    def read_course(course_id: int) -> Iterator[Any]:
+    def read_course(course_id: int) -> Iterator[list[dict[str, Any]]]:
         try:
-            for page in client.pages(endpoint.route, {"course_id": course_id}, key):
-                yield page_to_table(page, endpoint)
+            yield from client.pages(endpoint.route, {"course_id": course_id}, key)
         except SkyPrepAPIError as error:
             if error.status != 404:
                 raise
@@ -252,13 +254,19 @@ def course_progresses_resource(
 
     def read_courses(ids: Iterable[int]) -> Iterator[Any]:
         if concurrency == 1:
-            for course_id in ids:
-                yield from read_course(course_id)
+            pages: Iterable[list[dict[str, Any]]] = (
+                page for course_id in ids for page in read_course(course_id)
+            )
         else:
-            for tables in bounded_parallel_map(
-                lambda cid: list(read_course(cid)), ids, concurrency
-            ):
-                yield from tables
+            pages = (
+                page
+                for course_pages in bounded_parallel_map(
+                    lambda cid: list(read_course(cid)), ids, concurrency
+                )
+                for page in course_pages
+            )
+        for rows in batched(pages):
+            yield page_to_table(rows, endpoint)
 
     hints: Any = {"name": endpoint.resource, "columns": _json_hints(endpoint)}
     if course_ids is not None:
@@ -274,8 +282,8 @@ def course_progresses_resource(
     if mode == "account_wide":
 
         def read_account() -> Iterator[Any]:
-            for page in client.pages(endpoint.route, endpoint.params, key):
-                yield page_to_table(page, endpoint)
+            for rows in batched(client.pages(endpoint.route, endpoint.params, key)):
+                yield page_to_table(rows, endpoint)
 
         return dlt.resource(read_account, write_disposition=disposition, **hints)
     if mode != "per_course":
@@ -343,8 +351,8 @@ def payments_resource(client: SkyPrepClient, lookback_days: int) -> DltResource:
         if days is not None:
             params["created_after_days_ago"] = days
         newest = datetime.fromisoformat(last_created_at) if last_created_at else None
-        for page in client.pages(endpoint.route, params, key):
-            table = page_table(page, endpoint)
+        for rows in batched(client.pages(endpoint.route, params, key)):
+            table = page_table(rows, endpoint)
             page_newest = pc.max(table.column("created_at")).as_py()
             if page_newest is not None and (newest is None or page_newest > newest):
                 newest = page_newest
@@ -398,7 +406,21 @@ def saved_report_downloads_resource(
     )
 
 
-# ---- fan-out -------------------------------------------------------------------------------
+# ---- batching and fan-out ------------------------------------------------------------------
+
+
+def batched(
+    pages: Iterable[list[dict[str, Any]]], min_rows: int = BATCH_ROWS
+) -> Iterator[list[dict[str, Any]]]:
+    """Join consecutive pages until they hold at least `min_rows` rows."""
+    batch: list[dict[str, Any]] = []
+    for page in pages:
+        batch.extend(page)
+        if len(batch) >= min_rows:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def bounded_parallel_map(fn: Callable[[int], T], items: Iterable[int], workers: int) -> Iterator[T]:
