@@ -58,14 +58,21 @@ def _learners_progress(world: Any, rng: random.Random, at: Callable[..., None]) 
             at(lambda pid=pid: _start(world, pid))
         elif status == "in-progress":
             if roll < 0.3:
-                at(lambda pid=pid: world.set_progress_status(pid, "passed"))
+                at(lambda pid=pid: _set_status(world, pid, "passed"))
             elif roll < 0.38:
-                at(lambda pid=pid: world.set_progress_status(pid, "failed"))
+                at(lambda pid=pid: _set_status(world, pid, "failed"))
             else:
                 at(lambda pid=pid, step=step: _view_more(world, pid, step))
         elif status == "failed" and roll < 0.4:
             target = "passed" if roll < 0.15 else "in-progress"
-            at(lambda pid=pid, target=target: world.set_progress_status(pid, target))
+            at(lambda pid=pid, target=target: _set_status(world, pid, target))
+
+
+# Events are drawn first and applied later in time order, so each one checks that its
+# record still exists (a learner may have left earlier the same day).
+def _set_status(world: Any, pid: int, status: str) -> None:
+    if pid in world.progresses:
+        world.set_progress_status(pid, status)
 
 
 def _start(world: Any, pid: int) -> None:
@@ -171,11 +178,15 @@ def _payments_arrive_and_settle(world: Any, rng: random.Random, at: Callable[...
     for pid, (status, _ptype, _created) in list(world.payments.meta.items()):
         if status == "pending" and rng.random() < 0.5:
             outcome = "complete" if rng.random() < 0.85 else "failed"
-            at(lambda pid=pid, o=outcome: world.set_payment_status(pid, o))
+            at(
+                lambda pid=pid, o=outcome: (
+                    pid in world.payments and world.set_payment_status(pid, o)
+                )
+            )
     complete = [pid for pid, meta in world.payments.meta.items() if meta[0] == "complete"]
     if complete and rng.random() < 0.3:
         pid = complete[rng.randrange(min(len(complete), 50))]
-        at(lambda pid=pid: world.set_payment_status(pid, "refunded"))
+        at(lambda pid=pid: pid in world.payments and world.set_payment_status(pid, "refunded"))
 
 
 def _pay(world: Any, uid: int, cid: int, amount: str, status: str, ptype: str) -> None:

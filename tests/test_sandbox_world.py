@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from skyprep_sandbox import World
+from skyprep_sandbox import Scale, World
 from skyprep_sandbox.formats import parse_any
 
 TS_EN = re.compile(r"^[A-Z][a-z]+ \d{1,2} \d{4} \d{2}:\d{2}:\d{2}$")
@@ -202,3 +202,20 @@ def test_from_records_fills_defaults_and_keeps_extra_fields() -> None:
 def test_unknown_scale_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown scale"):
         World.generate(seed=1, scale="huge")
+
+
+def test_a_month_of_life_in_a_mid_size_world_runs_and_keeps_indexes_consistent() -> None:
+    scale = Scale(
+        name="mid", users=400, courses=12, enrollments_per_user=4, user_groups=8, payments=200,
+        skills=5, competencies=3, learning_paths=2, instructor_led_trainings=2, materials=5,
+        report_rows=100,
+    )  # fmt: skip
+    world = World.generate(seed=5, scale=scale)
+    world.advance(days=30)
+    progresses = world.records("get_course_progresses")
+    user_ids = {int(u["id"]) for u in world.records("get_users")}
+    assert {p["user_id"] for p in progresses} <= user_ids
+    assert len(progresses) == sum(len(ids) for ids in world.progresses_by_course.values())
+    assert all(world.progresses.meta[p["id"]][2] == p["status"] for p in progresses)
+    pairs = Counter((p["user_id"], p["course_id"]) for p in progresses)
+    assert max(pairs.values()) == 1
