@@ -74,7 +74,8 @@ def create_user(world: World, params: dict[str, str], ctx: RouteContext) -> Answ
 def update_user(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     uid = user_from(world, params)
     fields = _user_fields(params)
-    if params.get("email") and params.get("user_email"):
+    # `email` renames when the user is named otherwise (user_id, or user_email).
+    if params.get("email") and (params.get("user_id") or params.get("user_email")):
         fields["email"] = params["email"]
     return json_answer(world.update_user(uid, fields))
 

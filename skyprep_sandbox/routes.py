@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -56,7 +56,6 @@ class RouteContext:
     root_url: str = "http://127.0.0.1"
     async_report_mode: str = "complete"  # "complete" | "never" | "fail"
     async_report_pending_polls: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 Handler = Callable[[World, dict[str, str], RouteContext], "Answer | ListAnswer"]

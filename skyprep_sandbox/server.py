@@ -547,15 +547,33 @@ class Sandbox:
                 },
             }
 
-    def handle_download(self, path: str, params: dict[str, str]) -> Reply:
-        """A completed async report's CSV at its (signed, key-less) url."""
+    def handle_download(
+        self, method: str, path: str, params: dict[str, str], headers: Any, client: str
+    ) -> Reply:
+        """A completed async report's CSV at its (signed, key-less) url. Logged under the
+        route `download_async_report`, with `key_source`: a client should send no key here."""
+        key_source = _key_source(params, headers)
+        params.pop("api_key", None)
+        params.pop("acct_key", None)
+        entry: dict[str, Any] = {
+            "time": time.time(),
+            "method": method,
+            "route": "download_async_report",
+            "params": {"path": path},
+            "key_source": key_source,
+            "client": client,
+            "fault": None,
+            "throttled": False,
+        }
+        reply = Reply(404, b"<html><body>Not Found</body></html>", HTML)
         name = path.rsplit("/", 1)[-1]
         if name.endswith(".csv") and name[:-4].isdigit():
             with self.world.lock:
                 csv = async_report_download(self.world, int(name[:-4]), params.get("signature", ""))
             if csv is not None:
-                return Reply(200, csv, "text/csv; charset=utf-8")
-        return Reply(404, b"<html><body>Not Found</body></html>", HTML)
+                reply = Reply(200, csv, "text/csv; charset=utf-8")
+        self._record(entry, reply)
+        return reply
 
 
 def _truthy(value: Any) -> bool:
@@ -657,7 +675,9 @@ class _Handler(BaseHTTPRequestHandler):
             params.pop("__key_source__", None)
             reply = sandbox.handle_control(path[len(CONTROL_PREFIX) :].strip("/"), params)
         elif path.startswith("/downloads/"):
-            reply = sandbox.handle_download(path, params)
+            reply = sandbox.handle_download(
+                method, path, params, self.headers, self.client_address[0]
+            )
         elif path.startswith(API_PREFIX):
             route = path[len(API_PREFIX) :].strip("/")
             reply = sandbox.handle_api(method, route, params, self.headers, self.client_address[0])

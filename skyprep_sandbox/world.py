@@ -225,7 +225,8 @@ class World:
         uid = user_id if user_id is not None else self.next_id("user")
         self._next["user"] = max(self._next["user"], uid + 1)
         t = created_at if created_at is not None else self.now_ts
-        fields.setdefault("updated_at", max(t, fields.get("updated_at") or t))
+        if fields.get("updated_at") is None:
+            fields["updated_at"] = t
         record = user_record(
             uid, first_name=first_name, last_name=last_name, email=email, created_at=t, **fields
         )

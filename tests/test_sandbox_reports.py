@@ -109,6 +109,15 @@ def test_async_report_is_pending_then_complete_with_a_download_url(
     csv_response = requests.get(done["url"], timeout=10)  # a signed link: no key needed
     assert csv_response.headers["Content-Type"].startswith("text/csv")
     assert len(rows_of(csv_response.content)) == len(sandbox.world.users) + 1
+    download = sandbox.request_log[-1]
+    assert download["route"] == "download_async_report" and download["key_source"] is None
+
+
+def test_async_report_download_needs_its_signature(sandbox: Sandbox, api: Api) -> None:
+    sandbox.configure(async_report_pending_polls=0)
+    status_url = api("generate_async_report", report_type="all_courses").json()["status_url"]
+    url = api("get_async_report", report_id=status_url.rsplit("=", 1)[1]).json()["url"]
+    assert requests.get(url.split("?")[0], timeout=10).status_code == 404
 
 
 def test_async_report_that_never_finishes(sandbox: Sandbox, api: Api) -> None:
