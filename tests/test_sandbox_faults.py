@@ -179,3 +179,24 @@ def test_control_routes_refuse_bad_switches(sandbox: Sandbox) -> None:
         f"{sandbox.root_url}/_sandbox/config", data={"paging": "sometimes"}, timeout=10
     )
     assert response.status_code == 400
+
+
+def test_control_routes_take_json_bodies_too(sandbox: Sandbox, api: Api) -> None:
+    control = f"{sandbox.root_url}/_sandbox"
+    config = requests.post(
+        f"{control}/config", json={"rate_limit": None, "max_per_page": 5}, timeout=10
+    ).json()
+    assert config["rate_limit"] is None and config["max_per_page"] == 5
+    assert (
+        requests.post(f"{control}/advance", json={"days": 1}, timeout=10)
+        .json()["now"]
+        .startswith("2026-11-02")
+    )
+    requests.post(
+        f"{control}/fault",
+        json={"kind": "rate_limit_429", "count": 1, "retry_after": None},
+        timeout=10,
+    )
+    throttled = api("get_users")
+    assert throttled.status_code == 429 and "Retry-After" not in throttled.headers
+    assert len(api("get_users", per_page=50).json()) == 5
