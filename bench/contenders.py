@@ -46,6 +46,48 @@ def credentials_form(args: argparse.Namespace) -> dict[str, str]:
     return {"api_key": args.api_key, "acct_key": args.acct_key}
 
 
+class RssSampler:
+    """Samples this process's RSS and Arrow's pool in a thread: the peak of each stage."""
+
+    def __init__(self, interval_s: float = 0.02) -> None:
+        import threading
+
+        import psutil
+
+        self._process = psutil.Process()
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._rss_peak = 0
+        self._arrow_peak = 0
+
+    def _run(self) -> None:
+        import pyarrow as pa
+
+        while not self._stop.is_set():
+            self._rss_peak = max(self._rss_peak, self._process.memory_info().rss)
+            self._arrow_peak = max(self._arrow_peak, pa.total_allocated_bytes())
+            self._stop.wait(self._interval_s)
+
+    def start_stage(self) -> None:
+        self._rss_peak = self._process.memory_info().rss
+        self._arrow_peak = 0
+
+    def stage_peaks(self) -> dict[str, float]:
+        return {
+            "peak_rss_mb": round(self._rss_peak / 2**20, 1),
+            "peak_arrow_pool_mb": round(self._arrow_peak / 2**20, 1),
+        }
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 # --- floor: the same calls, raw bytes straight to DuckDB's read_json -------------------
 
 
@@ -248,9 +290,26 @@ def run_source(args: argparse.Namespace) -> dict[str, Any]:
         destination=dlt.destinations.duckdb(str(db_path)),
         dataset_name=DATASET,
     )
-    load_info = pipeline.run(source)
+    stages: dict[str, dict[str, float]] = {}
+    if args.stages:
+        # the same run as pipeline.run, one step at a time, to see where time and memory go
+        with RssSampler() as sampler:
+            for stage, step in (
+                ("extract", lambda: pipeline.extract(source)),
+                ("normalize", pipeline.normalize),
+                ("load", pipeline.load),
+            ):
+                stage_started = time.perf_counter()
+                sampler.start_stage()
+                result = step()
+                stages[stage] = {
+                    "seconds": round(time.perf_counter() - stage_started, 3),
+                    **sampler.stage_peaks(),
+                }
+        load_ids = list(result.loads_ids)
+    else:
+        load_ids = list(pipeline.run(source).loads_ids)
     seconds = time.perf_counter() - started
-    load_ids = list(load_info.loads_ids)
     with duckdb.connect(str(db_path), read_only=True) as con:
         present = {
             name
@@ -274,6 +333,7 @@ def run_source(args: argparse.Namespace) -> dict[str, Any]:
         "load_ids": load_ids,
         "rows_in_this_load": rows_in_this_load,
         "tables": data_tables,
+        "stages": stages,
     }
 
 
@@ -366,6 +426,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         nargs="*",
         default=list(TABLES),
         help="source: selection (given empty: every default resource)",
+    )
+    parser.add_argument(
+        "--stages", action="store_true", help="source: extract, normalize, load one by one"
     )
     parser.add_argument("--profile", default=None, help="write a cProfile of the load here")
     return parser.parse_args(argv)
