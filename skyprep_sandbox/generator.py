@@ -281,7 +281,7 @@ def _courses(world: Any, rng: random.Random, scale: Scale, start: int, now: int)
             name=name,
             created_at=created,
             updated_at=created + rng.randrange(max(now - created, 1)),
-            description=f"{name}: what every employee needs to know.\nUpdated yearly.",
+            description=f'{name}: what every employee needs to know.\nRated "essential" by HR.',
             active=(n < 3) or rng.random() < 0.85,
             price=PRICES[rng.randrange(len(PRICES))] if rng.random() < 0.3 else None,
             days_until_expiration=(365 if rng.random() < 0.5 else 730)

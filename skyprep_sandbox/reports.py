@@ -108,7 +108,7 @@ def _progress_row(world: Any, progress: dict[str, Any], user: dict[str, Any] | N
         text(user.get("address") if user else None),
         str(progress["course_id"]),
         text(progress["course_name"]),
-        text(course.get("description")),
+        course.get("description") or EMPTY,  # rich text: exported raw, so quotes double
         status_label(progress["status"]),
         f"{progress['percent_viewed']}%",
         when(progress["created_at"]),

@@ -53,6 +53,7 @@ def test_saved_report_csv_has_every_quirk(sandbox: Sandbox, api: Api) -> None:
     rows = rows_of(raw)
     header, body = rows[0], rows[1:]
     assert any("\n" in cell for row in body for cell in row), "no quoted newline"
+    assert '""' in text, "no doubled quote inside a quoted field"
     status = header.index("Status")
     assert {row[status] for row in body} <= {
         "Passed",
