@@ -321,21 +321,24 @@ class SkyPrepClient:
         route: str,
         params: Mapping[str, Any] | None = None,
         key: RowKey | None = None,
+        *,
+        verify_stable: bool = False,
     ) -> Iterator[list[dict[str, Any]]]:
         """Yield the rows of a list route page by page, each row once.
 
         Works whether the server honours `page`/`per_page`, caps the page size, or ignores
         paging and answers the whole list every time: it stops (never loops), and rows seen on
-        an earlier page (page drift, repeated lists) are dropped by `key`. A list that spanned
-        several pages is checked once more at its first page: if that moved while we paged
-        (records inserted or deleted ahead of us), rows may have slid past us, so the list is
-        read again (yielding only rows not yet seen) — a snapshot is never silently short.
+        an earlier page (page drift, repeated lists) are dropped by `key`. The calls are the
+        minimum, floor(n / per_page) + 1 per list, unless `verify_stable`: then a list that
+        spanned several pages is checked once more at its first page, and if that moved while
+        we paged (records deleted ahead of us make later rows slide past us) the list is read
+        again, yielding only rows not yet seen — the snapshot is never silently short.
         """
         key = key or key_of("id")
         yielded: set[Any] = set()
         for _ in range(MAX_LIST_PASSES):
             first_keys, several_pages = yield from self._read_list(route, params, key, yielded)
-            if not several_pages:
+            if not several_pages or not verify_stable:
                 return
             check = self.call_list(route, {**(params or {}), "page": 1, "per_page": self.page_size})
             if [key(row) for row in check] == first_keys:

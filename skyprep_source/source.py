@@ -206,6 +206,20 @@ def _json_hints(endpoint: Endpoint) -> list[dict[str, Any]]:
     ]
 
 
+def snapshot_loaded_before() -> bool:
+    """Whether this resource has loaded a snapshot before (its state, saved with the load).
+
+    From the second run on, a record missing from a snapshot gets retired, so a list that
+    moved while it was paged (rows sliding past the pager) must be re-read: the client's
+    `verify_stable` check, one call per multi-page list. A first run retires nothing, so it
+    pays only the minimum calls.
+    """
+    state = dlt.current.resource_state()
+    loaded_before = bool(state.get("snapshot_loaded"))
+    state["snapshot_loaded"] = True
+    return loaded_before
+
+
 def _ids(table: pa.Table, column: str = "id") -> list[int]:
     return [i for i in table.column(column).to_pylist() if i is not None]
 
@@ -218,7 +232,9 @@ def snapshot_resource(client: SkyPrepClient, endpoint: Endpoint) -> DltResource:
 
     def read_snapshot() -> Iterator[Any]:
         key = key_of(*endpoint.primary_key)
-        for rows in batched(client.pages(endpoint.route, endpoint.params, key)):
+        verify = snapshot_loaded_before()
+        pages = client.pages(endpoint.route, endpoint.params, key, verify_stable=verify)
+        for rows in batched(pages):
             yield page_to_table(rows, endpoint)
 
     return dlt.resource(
@@ -243,25 +259,31 @@ def course_progresses_resource(
     endpoint = ENDPOINTS["course_progresses"]
     key = key_of(*endpoint.primary_key)
 
-    def read_course(course_id: int) -> Iterator[list[dict[str, Any]]]:
+    def read_course(course_id: int, verify: bool) -> Iterator[list[dict[str, Any]]]:
         try:
-            yield from client.pages(endpoint.route, {"course_id": course_id}, key)
+            params = {"course_id": course_id}
+            yield from client.pages(endpoint.route, params, key, verify_stable=verify)
         except SkyPrepAPIError as error:
             if error.status != 404:
                 raise
             # destroyed since `courses` listed it: it has no progresses left to read
             logger.warning("SkyPrep course %s vanished while its progresses were read", course_id)
 
+    verdict: list[bool] = []  # decided once per run (the transformer runs per courses item)
+
     def read_courses(ids: Iterable[int]) -> Iterator[Any]:
+        if not verdict:  # here, not in workers: threads have no resource state
+            verdict.append(snapshot_loaded_before())
+        verify = verdict[0]
         if concurrency == 1:
             pages: Iterable[list[dict[str, Any]]] = (
-                page for course_id in ids for page in read_course(course_id)
+                page for course_id in ids for page in read_course(course_id, verify)
             )
         else:
             pages = (
                 page
                 for course_pages in bounded_parallel_map(
-                    lambda cid: list(read_course(cid)), ids, concurrency
+                    lambda cid: list(read_course(cid, verify)), ids, concurrency
                 )
                 for page in course_pages
             )
@@ -282,7 +304,9 @@ def course_progresses_resource(
     if mode == "account_wide":
 
         def read_account() -> Iterator[Any]:
-            for rows in batched(client.pages(endpoint.route, endpoint.params, key)):
+            verify = snapshot_loaded_before()
+            pages = client.pages(endpoint.route, endpoint.params, key, verify_stable=verify)
+            for rows in batched(pages):
                 yield page_to_table(rows, endpoint)
 
         return dlt.resource(read_account, write_disposition=disposition, **hints)

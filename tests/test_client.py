@@ -165,8 +165,10 @@ def rows(n: int, start: int = 1) -> list[dict[str, Any]]:
     return [{"id": i, "name": f"row {i}"} for i in range(start, start + n)]
 
 
-def read_all(client: SkyPrepClient, route: str = "get_users") -> list[dict[str, Any]]:
-    return [row for page in client.pages(route) for row in page]
+def read_all(
+    client: SkyPrepClient, route: str = "get_users", verify_stable: bool = False
+) -> list[dict[str, Any]]:
+    return [row for page in client.pages(route, verify_stable=verify_stable) for row in page]
 
 
 # ---- credentials and the read-only guard ---------------------------------------------------
@@ -344,16 +346,21 @@ def test_paging_honoured_reads_every_row_once_in_minimal_calls(server: ScriptedS
     server.serve_list("get_users", rows(25))
     client = make_client(server, page_size=10)
     assert read_all(client) == rows(25)
-    # floor(25/10) + 1 pages, plus one look at page 1 to see that the list held still
-    assert len(server.calls("get_users")) == 3 + 1
+    assert len(server.calls("get_users")) == 3  # floor(25/10) + 1
     assert client.paging.honours_page_size
+
+
+def test_verifying_a_paged_list_costs_one_look_at_page_1(server: ScriptedServer) -> None:
+    server.serve_list("get_users", rows(25))
+    assert read_all(make_client(server, page_size=10), verify_stable=True) == rows(25)
+    assert len(server.calls("get_users")) == 3 + 1
 
 
 def test_list_of_exact_multiple_stops_at_the_empty_page(server: ScriptedServer) -> None:
     server.serve_list("get_users", rows(20))
     client = make_client(server, page_size=10)
     assert read_all(client) == rows(20)
-    assert len(server.calls("get_users")) == 3 + 1
+    assert len(server.calls("get_users")) == 3
 
 
 def test_paging_ignored_with_a_long_list_takes_one_call(server: ScriptedServer) -> None:
@@ -386,7 +393,7 @@ def test_server_page_cap_below_per_page_is_found_and_followed(server: ScriptedSe
     client = make_client(server, page_size=100)
     assert read_all(client) == rows(10)
     assert client.paging.page_caps == {"get_users": 4}
-    assert len(server.calls("get_users")) == 3 + 1  # 4, (confirm) 4, 2, page-1 check
+    assert len(server.calls("get_users")) == 3  # 4, (confirm) 4, 2
 
 
 def test_short_first_page_is_trusted_once_the_page_size_is_known(server: ScriptedServer) -> None:
@@ -408,6 +415,16 @@ def test_short_lists_cost_one_confirmation_until_a_longer_one(server: ScriptedSe
     assert len(server.calls("get_courses")) == 1  # shorter than a confirmed whole page
 
 
+def test_page_drift_insert_duplicates_are_dropped_in_minimal_calls(
+    server: ScriptedServer,
+) -> None:
+    server.script("get_users", json_reply(rows(10)), json_reply(rows(10, start=10)))
+    server.script("get_users", json_reply(rows(3, start=20)))
+    got = read_all(make_client(server, page_size=10))
+    assert [r["id"] for r in got] == list(range(1, 23))
+    assert len(server.calls("get_users")) == 3
+
+
 def test_page_drift_insert_duplicates_are_dropped_and_new_rows_read(
     server: ScriptedServer,
 ) -> None:
@@ -419,7 +436,7 @@ def test_page_drift_insert_duplicates_are_dropped_and_new_rows_read(
     server.script("get_users", json_reply(moved[:10]))
     server.script("get_users", json_reply(moved[:10]), json_reply(moved[10:20]))
     server.script("get_users", json_reply(moved[20:]), json_reply(moved[:10]))
-    got = read_all(make_client(server, page_size=10))
+    got = read_all(make_client(server, page_size=10), verify_stable=True)
     assert sorted(r["id"] for r in got) == list(range(0, 23))
 
 
@@ -430,7 +447,7 @@ def test_page_drift_delete_rereads_the_rows_that_slid_back(server: ScriptedServe
     server.script("get_users", json_reply(after[20:]))
     server.script("get_users", json_reply(after[:10]))  # the check: page 1 moved
     server.serve_list("get_users", after)  # the second pass sees a still list
-    got = read_all(make_client(server, page_size=10))
+    got = read_all(make_client(server, page_size=10), verify_stable=True)
     assert sorted(r["id"] for r in got) == list(range(1, 24))  # nothing missed, none twice
 
 
@@ -444,7 +461,7 @@ def test_list_that_never_holds_still_fails_clearly(server: ScriptedServer) -> No
 
     server.fallback = ever_changing
     with pytest.raises(SkyPrepAPIError, match="kept changing"):
-        read_all(make_client(server, page_size=10))
+        read_all(make_client(server, page_size=10), verify_stable=True)
 
 
 def test_ids_as_strings_and_numbers_are_one_row(server: ScriptedServer) -> None:
