@@ -1,5 +1,6 @@
 """The mutating routes of the reference, so tests can change the world over HTTP.
 
+Each handler is named after its route (the reference's parameters, the reference's answer).
 Each one is registered with `mutating=True`: the request log then shows when a client
 called one (the source must never).
 """

@@ -1,5 +1,6 @@
 """Every route of the reference: what it answers, given the world and the request's params.
 
+Each handler is named after its route and answers the reference's sample shape for it.
 A handler returns an `Answer` (a finished body) or a `ListAnswer` (a bare JSON array as
 pre-serialised items, which the server pages). Handlers never see the transport: auth,
 rate limits, faults and paging live in server.py. Params arrive as strings (form, query
@@ -77,10 +78,12 @@ def route(name: str, *, mutating: bool = False) -> Callable[[Handler], Handler]:
 
 
 def json_answer(value: Any) -> Answer:
+    """A JSON answer of any value."""
     return Answer(orjson.dumps(value))
 
 
 def required(params: dict[str, str], name: str) -> str:
+    """A parameter that must be present (400 otherwise)."""
     value = params.get(name, "").strip()
     if not value:
         raise RouteError(400, f"{name} is required")
@@ -88,6 +91,7 @@ def required(params: dict[str, str], name: str) -> str:
 
 
 def int_param(params: dict[str, str], name: str) -> int | None:
+    """An optional integer parameter (400 when not an integer)."""
     value = params.get(name, "").strip()
     if not value:
         return None
@@ -105,12 +109,14 @@ def id_list(value: str | None) -> list[int]:
 
 
 def comma_set(value: str | None) -> set[str] | None:
+    """`"passed, failed"` as a lower-case set; None when absent."""
     if not value or not value.strip():
         return None
     return {part.strip().lower() for part in value.split(",") if part.strip()}
 
 
 def user_from(world: World, params: dict[str, str]) -> int:
+    """The user a call names by `user_id`, `user_email` or `email`."""
     return world.user_id_for(
         params.get("user_id") or None, params.get("user_email") or params.get("email")
     )
@@ -149,6 +155,7 @@ def get_courses(world: World, params: dict[str, str], ctx: RouteContext) -> List
 
 @route("get_course_progresses")
 def get_course_progresses(world: World, params: dict[str, str], ctx: RouteContext) -> ListAnswer:
+    """Progresses of one course, or account-wide (a switch), filtered by `status` and `user_status`."""
     course_id = int_param(params, "course_id")
     statuses = comma_set(params.get("status"))
     user_statuses = comma_set(params.get("user_status"))
@@ -180,6 +187,7 @@ def get_course_progresses(world: World, params: dict[str, str], ctx: RouteContex
 
 @route("get_payments")
 def get_payments(world: World, params: dict[str, str], ctx: RouteContext) -> ListAnswer:
+    """Payments newest first, filtered by `status`, `payment_type`, `created_after_days_ago`."""
     statuses = comma_set(params.get("status"))
     types = comma_set(params.get("payment_type"))
     days = params.get("created_after_days_ago", "").strip()
@@ -276,6 +284,7 @@ def get_materials(world: World, params: dict[str, str], ctx: RouteContext) -> Li
 
 @route("get_power_users")
 def get_power_users(world: World, params: dict[str, str], ctx: RouteContext) -> ListAnswer:
+    """Users with a role and datasets, as `role: power_user` with `permissions`."""
     items = []
     roles = {rid: world.user_roles.get(rid) for rid in world.user_roles.ids()}
     for uid, permissions in world.power_users.items():
@@ -322,6 +331,7 @@ def get_saved_advanced_reports(
 
 @route("get_user_courses")
 def get_user_courses(world: World, params: dict[str, str], ctx: RouteContext) -> ListAnswer:
+    """The courses a user is enrolled in."""
     uid = user_from(world, params)
     course_ids = dict.fromkeys(
         world.progresses.meta[pid][0] for pid in world.progresses_by_user.get(uid, {})
@@ -377,6 +387,7 @@ def get_course_progress(world: World, params: dict[str, str], ctx: RouteContext)
 
 @route("get_user_course_status")
 def get_user_course_status(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
+    """`{"status": ...}` of a user in a course (`not-enrolled` without a progress)."""
     uid = user_from(world, params)
     cid = world.course_id_for(required(params, "course_id"))
     pid = world.progress_for(uid, cid)
@@ -386,6 +397,7 @@ def get_user_course_status(world: World, params: dict[str, str], ctx: RouteConte
 
 @route("get_user_group")
 def get_user_group(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
+    """A group's record with its members' user records under `users`."""
     gid = int_param(params, "user_group_id")
     if gid is None or gid not in world.user_groups:
         raise RouteError(404, "user group not found")
@@ -510,6 +522,7 @@ def get_program(world: World, params: dict[str, str], ctx: RouteContext) -> Answ
 
 @route("get_data")
 def get_data(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
+    """A platform count by `data_type`, as a string."""
     data_type = required(params, "data_type")
     roles = [meta[2] for meta in world.users.meta.values()]
     counts = {
@@ -565,6 +578,7 @@ def get_course_item_progress(world: World, params: dict[str, str], ctx: RouteCon
 # --------------------------------------------------------------------- reports
 @route("get_saved_advanced_report")
 def get_saved_advanced_report(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
+    """A saved report's CSV (text/csv)."""
     rid = int_param(params, "saved_advanced_report_id")
     csv = saved_report_csv(world, rid) if rid is not None else None
     if csv is None:
@@ -576,6 +590,7 @@ def get_saved_advanced_report(world: World, params: dict[str, str], ctx: RouteCo
 
 @route("get_report")
 def get_report(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
+    """A report rendered on the spot, as CSV."""
     from skyprep_sandbox.reports import render_async_report
 
     try:
@@ -587,6 +602,7 @@ def get_report(world: World, params: dict[str, str], ctx: RouteContext) -> Answe
 
 @route("generate_async_report")
 def generate_async_report(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
+    """Start a report job; answers the `status_url` to poll."""
     report_type = required(params, "report_type")
     report_id = world.next_id("async_report")
     world.async_reports[report_id] = {
@@ -603,6 +619,7 @@ def generate_async_report(world: World, params: dict[str, str], ctx: RouteContex
 
 @route("get_async_report")
 def get_async_report(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
+    """A job's status: pending, then complete with a download `url` (or failed), per the switches."""
     from skyprep_sandbox.reports import render_async_report
 
     report_id = int_param(params, "report_id")
@@ -643,6 +660,7 @@ def async_report_download(world: World, report_id: int, signature: str) -> bytes
 # --------------------------------------------------------------------- side-effecting reads
 @route("get_login_key", mutating=True)
 def get_login_key(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
+    """A sign-in key; side effects: may create the user and groups, and is recorded."""
     email = required(params, "user_email")
     autocreate = params.get("autocreate", "").lower() in ("true", "1")
     try:
@@ -679,6 +697,7 @@ def get_login_key(world: World, params: dict[str, str], ctx: RouteContext) -> An
 
 @route("get_course_otp", mutating=True)
 def get_course_otp(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
+    """Mint `count` one-time enrollment keys for a course (recorded in the world)."""
     cid = world.course_id_for(required(params, "course_id"))
     count = int_param(params, "count") or 1
     minted = world.course_otps.setdefault(cid, [])
