@@ -470,3 +470,21 @@ def test_only_read_routes_are_called(
     assert routes <= READ_ROUTES
     assert sandbox.stats()["mutating_calls"] == 0
     assert all(entry.get("key_source") == "body" for entry in sandbox.request_log)
+
+
+def test_configuration_comes_from_sources_skyprep_environment_variables(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    course_id = sandbox.world.courses.ids()[0]
+    monkeypatch.setenv("SOURCES__SKYPREP__API_KEY", sandbox.api_key)
+    monkeypatch.setenv("SOURCES__SKYPREP__ACCT_KEY", sandbox.acct_key)
+    monkeypatch.setenv("SOURCES__SKYPREP__BASE_URL", sandbox.base_url)
+    monkeypatch.setenv("SOURCES__SKYPREP__COURSE_IDS", f"[{course_id}]")
+    monkeypatch.setenv("SOURCES__SKYPREP__SAVED_REPORTS", "false")
+    warehouse = warehouse_for(sandbox)
+    source = skyprep()
+    assert "saved_reports" not in source.resources  # SAVED_REPORTS=false
+    warehouse.pipeline.run(source.with_resources("users", "course_progresses"))
+    assert warehouse.count("users") == len(sandbox.world.records("get_users"))
+    read = {e["params"].get("course_id") for e in sandbox.request_log}
+    assert {str(c) for c in read if c is not None} == {str(course_id)}
