@@ -125,6 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N|off",
         help="client-side rate budget (default sources.skyprep.requests_per_minute, 100)",
     )
+    run.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the call plan (API calls per resource, time at the rate budget) and stop",
+    )
+    run.add_argument(
+        "--max-calls",
+        type=int,
+        metavar="N",
+        help="fail before the first data call when the plan needs more than N API calls",
+    )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     return parser
 
@@ -162,7 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     full_refresh=args.full_refresh,
                     build_models=not args.no_models,
                     source_options=options,
-                    progress=None if args.quiet else sys.stderr,
+                    # a dry run prints the plan on stdout, once
+                    progress=None if args.quiet or args.plan else sys.stderr,
+                    max_calls=args.max_calls,
+                    plan_only=args.plan,
                 )
             )
             print("\n".join(summary.lines()), flush=True)

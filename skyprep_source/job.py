@@ -93,6 +93,8 @@ class RunOptions:
     source_options: dict[str, Any] = field(default_factory=dict)
     progress: TextIO | None = None
     progress_period_s: float = 10.0
+    max_calls: int | None = None  # fail before the first data call when the plan costs more
+    plan_only: bool = False  # print the call plan and stop (`skyprep run --plan`)
 
 
 @dataclass
@@ -108,13 +110,17 @@ class RunSummary:
     calls: int | None = None
     models: Any = None  # skyprep_source.models.ModelsBuild when models were built
     models_note: str | None = None
+    plan: Any = None  # skyprep_source.plan.CallPlan, made before the first data call
+    plan_only: bool = False
 
     @property
     def total_rows(self) -> int:
         return sum(self.rows.values())
 
     def lines(self) -> list[str]:
-        """The human summary printed at the end of a run."""
+        """The human summary printed at the end of a run (or the plan of a dry run)."""
+        if self.plan_only:
+            return str(self.plan).splitlines()
         calls = f", {self.calls} API calls" if self.calls is not None else ""
         out = [
             f"read {self.total_rows} rows into {len(self.rows)} tables of "
@@ -267,6 +273,18 @@ def run_load(options: RunOptions) -> RunSummary:
                 f"{', '.join(source.resources.keys())}",
             )
         source = source.with_resources(*options.resources)
+    plan = plan_load(options)
+    if options.plan_only:
+        return RunSummary(
+            pipeline_name=options.pipeline_name,
+            destination=str(options.destination),
+            dataset_name=options.dataset_name,
+            rows={},
+            seconds=time.monotonic() - started,
+            load_ids=[],
+            plan=plan,
+            plan_only=True,
+        )
     pipeline_args: dict[str, Any] = {
         "pipeline_name": options.pipeline_name,
         "destination": options.destination,
@@ -291,6 +309,7 @@ def run_load(options: RunOptions) -> RunSummary:
         seconds=0.0,
         load_ids=list(info.loads_ids),
         calls=SkyPrepClient.calls_in_process - calls_before,
+        plan=plan,
     )
     if options.build_models:
         summary.models, summary.models_note = build_models_for(
@@ -300,6 +319,23 @@ def run_load(options: RunOptions) -> RunSummary:
         summary.models_note = "skipped (--no-models)"
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def plan_load(options: RunOptions) -> Any:
+    """The run's call plan (skyprep_source.plan), printed to the progress stream; a plan
+    above `options.max_calls` fails here, before the first data call."""
+    from skyprep_source.plan import CallPlanExceeded, plan_run
+
+    plan = plan_run(resolve_source_config(options.source_options), options.resources)
+    if options.progress is not None:
+        for line in str(plan).splitlines():
+            print(f"[skyprep] {line}", file=options.progress, flush=True)
+    if not options.plan_only:
+        try:
+            plan.check(options.max_calls)
+        except CallPlanExceeded as exceeded:
+            raise JobFailure(ExitCode.CONFIG, str(exceeded)) from exceeded
+    return plan
 
 
 def loaded_rows(pipeline: Any) -> dict[str, int]:

@@ -191,7 +191,9 @@ def test_run_with_selected_resources_and_no_models_loads_only_those(
     assert tables_of(database, "skyprep_analytics") == set()
     assert "models: skipped (--no-models)" in result.stdout
     assert "[skyprep]" not in result.stderr  # --quiet: no progress lines
-    assert set(sandbox.stats()["calls"]) == {"get_users", "get_courses"}
+    # get_data: the call plan asks for the user and course counts before the first data call
+    assert set(sandbox.stats()["calls"]) == {"get_users", "get_courses", "get_data"}
+    assert sandbox.stats()["calls"]["get_data"] == 2
 
 
 def test_run_with_an_unknown_resource_is_a_usage_error_naming_the_choices(
