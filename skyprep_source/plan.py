@@ -136,11 +136,9 @@ class CallPlan:
 
 def list_calls(rows: int, page_size: int) -> int:
     """Calls the client makes to read a list of `rows` rows, `page_size` per page: every full
-    page, the short (or empty) page that ends it, and one re-read of page 1 for a list that
-    spanned several pages (the client's drift check)."""
-    if rows < page_size:
-        return 1
-    return rows // page_size + 2
+    page and the short (or empty) page that ends it. (From a snapshot's second run on, the
+    source adds one re-read of page 1 per multi-page list: the drift check.)"""
+    return rows // page_size + 1
 
 
 def plan_run(
@@ -381,7 +379,7 @@ class _Planner:
             return ResourceCost(name, pairs, f"1 per (user, group) pair × {pairs}")
         if name == "async_reports":
             reports = len(parse_async_reports(self.config.get("async_reports") or ()))
-            per_report = 1 + ASYNC_REPORT_POLLS
+            per_report = 1 + ASYNC_REPORT_POLLS + 1
             self.notes.append(
                 "async reports: each slow report adds one status poll per wait "
                 "(waits double from async_report_poll_s up to 30 s)"
@@ -389,7 +387,7 @@ class _Planner:
             return ResourceCost(
                 name,
                 reports * per_report,
-                f"({1} request + {ASYNC_REPORT_POLLS} polls) per report × {reports}",
+                f"(1 request + {ASYNC_REPORT_POLLS} polls + 1 download) per report × {reports}",
             )
         raise ValueError(f"no cost model for resource {name!r}")  # pragma: no cover
 

@@ -97,7 +97,9 @@ def test_listed_reports_load_as_typed_report_tables(sandbox: Sandbox, tmp_path: 
     stats = sandbox.stats()
     assert stats["calls"]["generate_async_report"] == 2
     assert stats["calls"]["get_async_report"] >= 4  # pending once, then complete, each
-    assert all(e["key_source"] == "body" for e in sandbox.request_log)
+    downloads = [e for e in sandbox.request_log if e["route"] == "download_async_report"]
+    assert len(downloads) == 2 and all(e["key_source"] is None for e in downloads)
+    assert all(e["key_source"] == "body" for e in sandbox.request_log if e not in downloads)
 
 
 def test_a_report_that_never_finishes_fails_the_run_clearly_and_loads_nothing(
