@@ -198,6 +198,17 @@ def page_to_table(records: Sequence[dict[str, Any]], endpoint: Endpoint) -> Any:
     return as_item(page_table(records, endpoint), endpoint)
 
 
+def snapshot_items(batches: Iterable[list[dict[str, Any]]], endpoint: Endpoint) -> Iterator[Any]:
+    """The items of one complete snapshot; an empty snapshot is one empty typed table, so dlt
+    still merges it and retires the records that are gone."""
+    empty = True
+    for rows in batches:
+        empty = False
+        yield page_to_table(rows, endpoint)
+    if empty:
+        yield page_to_table([], endpoint)
+
+
 def _json_hints(endpoint: Endpoint) -> list[dict[str, Any]]:
     return [
         {"name": name, "data_type": "json"}
@@ -234,8 +245,7 @@ def snapshot_resource(client: SkyPrepClient, endpoint: Endpoint) -> DltResource:
         key = key_of(*endpoint.primary_key)
         verify = snapshot_loaded_before()
         pages = client.pages(endpoint.route, endpoint.params, key, verify_stable=verify)
-        for rows in batched(pages):
-            yield page_to_table(rows, endpoint)
+        yield from snapshot_items(batched(pages), endpoint)
 
     return dlt.resource(
         read_snapshot,
@@ -287,8 +297,7 @@ def course_progresses_resource(
                 )
                 for page in course_pages
             )
-        for rows in batched(pages):
-            yield page_to_table(rows, endpoint)
+        yield from snapshot_items(batched(pages), endpoint)
 
     hints: Any = {"name": endpoint.resource, "columns": _json_hints(endpoint)}
     if course_ids is not None:
@@ -306,8 +315,7 @@ def course_progresses_resource(
         def read_account() -> Iterator[Any]:
             verify = snapshot_loaded_before()
             pages = client.pages(endpoint.route, endpoint.params, key, verify_stable=verify)
-            for rows in batched(pages):
-                yield page_to_table(rows, endpoint)
+            yield from snapshot_items(batched(pages), endpoint)
 
         return dlt.resource(read_account, write_disposition=disposition, **hints)
     if mode != "per_course":
@@ -338,8 +346,7 @@ def user_group_members_resource(client: SkyPrepClient, user_groups: DltResource)
                 if user_id is not None and str(user_id) not in seen:
                     seen.add(str(user_id))
                     rows.append({"user_group_id": group_id, "user_id": user_id})
-        if rows:
-            yield page_to_table(rows, endpoint)
+        yield page_to_table(rows, endpoint)  # even empty: members that left are retired
 
     return dlt.transformer(
         members,

@@ -488,3 +488,20 @@ def test_configuration_comes_from_sources_skyprep_environment_variables(
     assert warehouse.count("users") == len(sandbox.world.records("get_users"))
     read = {e["params"].get("course_id") for e in sandbox.request_log}
     assert {str(c) for c in read if c is not None} == {str(course_id)}
+
+
+def test_a_course_whose_progresses_are_all_gone_has_them_all_retired(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
+) -> None:
+    world = sandbox.world
+    warehouse = warehouse_for(sandbox)
+    warehouse.load()
+    course_id = world.courses.ids()[0]
+    for progress_id in list(world.progresses_by_course[course_id]):
+        world.destroy_progress(progress_id)
+    warehouse.load(course_ids=[course_id])  # an empty snapshot of that course
+    assert warehouse.count("course_progresses", "course_id = %s", course_id) > 0
+    assert (
+        warehouse.count("course_progresses", "course_id = %s and _dlt_valid_to is null", course_id)
+        == 0
+    )
