@@ -222,11 +222,29 @@ RowKey = Callable[[Mapping[str, Any]], Any]
 
 
 def key_of(*fields: str) -> RowKey:
-    """A row-identity function over the raw JSON record (ids as text: 8877 == "8877")."""
+    """A row-identity function over the raw JSON record (ids as text: 8877 == "8877").
+
+    A record without the key fields is identified by its whole content, so records that lack
+    an id are never collapsed into one.
+    """
+
+    def content(row: Mapping[str, Any]) -> bytes:
+        return orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
+
     if len(fields) == 1:
         name = fields[0]
-        return lambda row: str(row.get(name))
-    return lambda row: tuple(str(row.get(name)) for name in fields)
+
+        def single(row: Mapping[str, Any]) -> Any:
+            value = row.get(name)
+            return content(row) if value is None else str(value)
+
+        return single
+
+    def compound(row: Mapping[str, Any]) -> Any:
+        values = tuple(row.get(name) for name in fields)
+        return content(row) if None in values else tuple(map(str, values))
+
+    return compound
 
 
 class SkyPrepClient:

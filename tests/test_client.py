@@ -471,5 +471,11 @@ def test_ids_as_strings_and_numbers_are_one_row(server: ScriptedServer) -> None:
     assert len(got) == 11
 
 
+def test_records_without_an_id_are_told_apart_by_content(server: ScriptedServer) -> None:
+    server.script("get_user_roles", json_reply([{"name": "a"}, {"name": "b"}, {"name": "a"}]))
+    got = read_all(make_client(server, page_size=10), "get_user_roles")
+    assert got == [{"name": "a"}, {"name": "b"}]
+
+
 def test_paging_knowledge_starts_empty() -> None:
     assert PagingKnowledge() == PagingKnowledge(False, False, 0, {})
