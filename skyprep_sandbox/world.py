@@ -9,12 +9,13 @@ method here, bumps `version` (the server's page caches key on it) and stamps
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import orjson
 
@@ -53,6 +54,21 @@ FIRST_IDS = {
     "async_report": 1_234,
     "gamification": 5_678,
 }
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    """Run a World method under the world's lock: a test may change the world while the
+    server's threads read it."""
+
+    @functools.wraps(method)
+    def wrapper(self: World, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return cast(F, wrapper)
 
 
 class RecordNotFound(LookupError):
@@ -208,6 +224,7 @@ class World:
         return None
 
     # ----------------------------------------------------------------- users
+    @_locked
     def add_user(
         self,
         *,
@@ -238,6 +255,7 @@ class World:
         self.users.put(uid, record, (record["status"], record["email"].lower(), record["role"]))
         self.user_by_email[record["email"].lower()] = uid
 
+    @_locked
     def update_user(self, uid: int, fields: dict[str, Any]) -> dict[str, Any]:
         """Change a user's fields (strings as the API accepts them); stamps updated_at."""
         record = self.users.get(uid)
@@ -262,6 +280,7 @@ class World:
         self.changed()
         return record
 
+    @_locked
     def destroy_user(self, uid: int) -> None:
         """Delete a user with their enrollments, memberships and power-user permissions."""
         meta = self.users.meta.get(uid)
@@ -279,6 +298,7 @@ class World:
         self.changed()
 
     # ----------------------------------------------------------------- courses
+    @_locked
     def add_course(
         self,
         *,
@@ -304,6 +324,7 @@ class World:
             cid, record, (record["name"], active, record["days_until_expiration"], items)
         )
 
+    @_locked
     def update_course(self, cid: int, fields: dict[str, Any]) -> dict[str, Any]:
         """Change a course's name/description/active/…; renames reach its progresses."""
         record = self.courses.get(cid)
@@ -326,6 +347,7 @@ class World:
         self.changed()
         return record
 
+    @_locked
     def destroy_course(self, cid: int) -> None:
         """Delete a course with its progresses; groups and learning paths forget it."""
         if cid not in self.courses:
@@ -341,6 +363,7 @@ class World:
         self.changed()
 
     # ----------------------------------------------------------------- progresses
+    @_locked
     def enroll(
         self, uid: int, cid: int, *, created_at: int | None = None, **fields: Any
     ) -> dict[str, Any]:
@@ -393,6 +416,7 @@ class World:
         self.progresses.meta[pid] = self._progress_meta(record)
         return record
 
+    @_locked
     def set_progress_status(self, pid: int, status: str, at: int | None = None) -> dict[str, Any]:
         """Move a progress to a status with the dates a real account would record."""
         if pid not in self.progresses:
@@ -438,6 +462,7 @@ class World:
         r["expired"] = expiration is not None and expiration <= t
         r["updated_at"] = ts_iso(t)
 
+    @_locked
     def touch_progress(self, pid: int, change: Any, at: int | None = None) -> dict[str, Any]:
         """Apply `change(record)` to a progress and stamp it as written at `at`."""
         t = at if at is not None else self.now_ts
@@ -450,6 +475,7 @@ class World:
         self.changed()
         return record
 
+    @_locked
     def destroy_progress(self, pid: int) -> None:
         """Delete one progress."""
         meta = self.progresses.meta.get(pid)
@@ -462,6 +488,7 @@ class World:
         self.changed()
 
     # ----------------------------------------------------------------- groups
+    @_locked
     def add_user_group(
         self,
         *,
@@ -509,6 +536,7 @@ class World:
         self.changed()
         return record
 
+    @_locked
     def update_user_group(self, gid: int, fields: dict[str, Any]) -> dict[str, Any]:
         """Rename or re-describe a group."""
 
@@ -519,6 +547,7 @@ class World:
 
         return self._touch_group(gid, change)
 
+    @_locked
     def destroy_user_group(self, gid: int) -> None:
         """Delete a group (members keep their enrollments, as in SkyPrep)."""
         if not self.user_groups.delete(gid):
@@ -526,6 +555,7 @@ class World:
         self.group_members.pop(gid, None)
         self.changed()
 
+    @_locked
     def add_group_member(self, gid: int, uid: int) -> None:
         """Add a user to a group and enroll them in its courses."""
         if gid not in self.user_groups:
@@ -537,11 +567,13 @@ class World:
         for cid in record["course_ids"]:
             self.enroll(uid, cid)
 
+    @_locked
     def remove_group_member(self, gid: int, uid: int) -> None:
         """Remove a user from a group (their progresses stay)."""
         self.group_members.get(gid, {}).pop(uid, None)
         self._touch_group(gid, lambda r: None)
 
+    @_locked
     def add_group_course(self, gid: int, cid: int) -> None:
         """Give a group a course: its members are enrolled."""
         self.course_id_for(cid)
@@ -554,6 +586,7 @@ class World:
         for uid in self.group_members.get(gid, {}):
             self.enroll(uid, cid)
 
+    @_locked
     def remove_group_course(self, gid: int, cid: int) -> None:
         """Take a course from a group."""
 
@@ -564,6 +597,7 @@ class World:
         self._touch_group(gid, change)
 
     # ----------------------------------------------------------------- payments
+    @_locked
     def add_payment(self, record: dict[str, Any]) -> None:
         """Add a payment at the head of the newest-first list."""
         created = parse_any(record["created_at"]) or self.now_ts
@@ -571,6 +605,7 @@ class World:
         self.payments.put_front([(record["id"], record, meta)])
         self.changed()
 
+    @_locked
     def add_payments(self, records: list[dict[str, Any]]) -> None:
         """Add several payments (any order): the list stays newest first."""
         items = []
@@ -583,6 +618,7 @@ class World:
         self.payments.put_front(items)
         self.changed()
 
+    @_locked
     def set_payment_status(self, payment_id: int, status: str, at: int | None = None) -> None:
         """Move a payment to another status (pending -> complete, complete -> refunded…)."""
         t = at if at is not None else self.now_ts
