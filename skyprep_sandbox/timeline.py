@@ -98,11 +98,13 @@ def _view_more(world: Any, pid: int, step: int) -> None:
 
 
 def _people_come_and_go(world: Any, rng: random.Random, at: Callable[..., None]) -> None:
-    """New hires (enrolled in a few active courses), leavers, and logins."""
+    """New hires (enrolled in a few active courses, half of them into a group), leavers,
+    users deactivated or reactivated, people leaving a group, and logins."""
     from skyprep_sandbox.generator import DEPARTMENTS, FIRST_NAMES, LAST_NAMES, LOCATIONS
 
     n_users = len(world.users)
     active_courses = [cid for cid, meta in world.courses.meta.items() if meta[1]]
+    group_ids = world.user_groups.ids()
     for _ in range(max(1, n_users // 1000)):
         first = FIRST_NAMES[rng.randrange(len(FIRST_NAMES))]
         last = LAST_NAMES[rng.randrange(len(LAST_NAMES))]
@@ -111,15 +113,34 @@ def _people_come_and_go(world: Any, rng: random.Random, at: Callable[..., None])
             DEPARTMENTS[rng.randrange(len(DEPARTMENTS))],
             LOCATIONS[rng.randrange(len(LOCATIONS))],
         )
-        at(lambda f=first, la=last, c=courses, ca=custom: _hire(world, f, la, c, ca))
+        group = (
+            group_ids[rng.randrange(len(group_ids))] if group_ids and rng.random() < 0.5 else None
+        )
+        at(lambda f=first, la=last, c=courses, ca=custom, g=group: _hire(world, f, la, c, ca, g))
     leavers = n_users // 5000 + (1 if rng.random() < 0.2 else 0)
     for uid in _sample_ids(rng, world.users.ids(), leavers):
         at(lambda uid=uid: uid in world.users and world.destroy_user(uid))
+    switched = n_users // 2000 + (1 if rng.random() < 0.2 else 0)
+    for uid in _sample_ids(rng, world.users.ids(), switched):
+        at(lambda uid=uid: _switch_status(world, uid))
+    if group_ids and rng.random() < 0.3:
+        gid = group_ids[rng.randrange(len(group_ids))]
+        members = list(world.group_members.get(gid, {}))
+        if members:
+            uid = members[rng.randrange(len(members))]
+            at(lambda: gid in world.user_groups and world.remove_group_member(gid, uid))
     for uid in _sample_ids(rng, world.users.ids(), max(1, n_users // 200)):
         at(lambda uid=uid: _log_in(world, uid))
 
 
-def _hire(world: Any, first: str, last: str, courses: list[int], custom: tuple[str, str]) -> None:
+def _hire(
+    world: Any,
+    first: str,
+    last: str,
+    courses: list[int],
+    custom: tuple[str, str],
+    group: int | None,
+) -> None:
     uid = world.next_id("user")
     local = f"{first}.{last}".lower().replace("'", "")
     world.add_user(
@@ -132,6 +153,15 @@ def _hire(world: Any, first: str, last: str, courses: list[int], custom: tuple[s
     for cid in courses:
         if cid in world.courses:
             world.enroll(uid, cid)
+    if group is not None and group in world.user_groups:
+        world.add_group_member(group, uid)
+
+
+def _switch_status(world: Any, uid: int) -> None:
+    """An active user is deactivated; an inactive or disabled one comes back."""
+    if uid in world.users:
+        status = world.users.meta[uid][0]
+        world.update_user(uid, {"status": "inactive" if status == "active" else "active"})
 
 
 def _log_in(world: Any, uid: int) -> None:

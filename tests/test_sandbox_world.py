@@ -219,3 +219,14 @@ def test_a_month_of_life_in_a_mid_size_world_runs_and_keeps_indexes_consistent()
     assert all(world.progresses.meta[p["id"]][2] == p["status"] for p in progresses)
     pairs = Counter((p["user_id"], p["course_id"]) for p in progresses)
     assert max(pairs.values()) == 1
+
+
+def test_advance_changes_group_membership_and_user_statuses() -> None:
+    world = World.generate(seed=7, scale="demo")
+    members = {gid: set(m) for gid, m in world.group_members.items()}
+    statuses = {uid: meta[0] for uid, meta in world.users.meta.items()}
+    world.advance(days=5)
+    assert any(set(world.group_members[gid]) != m for gid, m in members.items())
+    assert any(
+        world.users.meta[uid][0] != status for uid, status in statuses.items() if uid in world.users
+    )
