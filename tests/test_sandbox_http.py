@@ -117,6 +117,17 @@ def test_shapes_follow_the_reference_samples(sandbox: Sandbox, api: Api) -> None
     assert {"user_email", "user_id", "skill_balances", "competencies_achived"} <= set(balances)
     program = api("get_program").json()
     assert program["acct_key"] and program["name"]
+    user = api("get_users").json()[0]
+    assert {"id", "first_name", "last_name", "username", "card_no", "created_at"} <= set(user)
+    payment = api("get_payments").json()[0]
+    assert {
+        "id", "model_type", "status", "transaction_number", "amount", "first_name", "last_name",
+        "payer_email", "latest_ipn_data", "payment_type",
+    } <= set(payment)  # fmt: skip
+    assert set(api("get_user_roles").json()[0]) == {"id", "name"}
+    assert set(api("get_datasets").json()[0]) == {"id", "name"}
+    slot = api("get_instructor_led_training_timeslots").json()[0]
+    assert {"description", "location", "instructor"} <= set(slot)
 
 
 def test_get_method_with_query_parameters_works_too(sandbox: Sandbox) -> None:
