@@ -247,7 +247,8 @@ class _Config:
         if isinstance(self._source, Mapping):
             if name in self._source:
                 return self._source[name]
-        elif getattr(self._source, name, None) is not None:
+        elif hasattr(self._source, name):
+            # a resolved configuration: None is a value (requests_per_minute=None: no budget)
             return getattr(self._source, name)
         return getattr(self._defaults, name, None)
 
@@ -292,7 +293,12 @@ class _Planner:
             value = int(self.known[name])
         elif name in _DATA_TYPES:
             answer = self.client.call("get_data", {"data_type": _DATA_TYPES[name]})
-            value = int(str(answer.get("data", 0) if isinstance(answer, dict) else 0) or 0)
+            data = answer.get("data") if isinstance(answer, dict) else None
+            try:
+                value = int(str(data).strip())  # a numeric string: {"data": "587"}
+            except ValueError:
+                self.notes.append(f"get_data {_DATA_TYPES[name]} answered {data!r}: counted 0")
+                value = 0
         elif name == "instructor_led_training_timeslots":
             start, end = timeslot_window(
                 None,

@@ -171,6 +171,7 @@ def test_run_with_plan_prints_the_plan_and_makes_no_data_call(
     out = capsys.readouterr().out
     assert code == ExitCode.OK
     assert out.startswith("call plan: about ")
+    assert "no rate budget" in out.splitlines()[0]  # --requests-per-minute off reaches the plan
     assert "course_progresses" in out and "user_group_members" in out
     # only the planner's counts and short lists were read
     assert set(job_env.stats()["calls"]) <= {
