@@ -20,6 +20,7 @@ from skyprep_source.errors import (
     SkyPrepRouteRefused,
 )
 from skyprep_source.models import build_models
+from skyprep_source.plan import CallPlan, plan_run
 from skyprep_source.source import skyprep
 
 PIPELINE_NAME = "skyprep"
@@ -34,6 +35,7 @@ __all__ = [
     "PIPELINE_NAME",
     "READ_ROUTES",
     "ROW_HASH",
+    "CallPlan",
     "Endpoint",
     "SkyPrepAPIError",
     "SkyPrepClient",
@@ -42,5 +44,6 @@ __all__ = [
     "SkyPrepRequestFailed",
     "SkyPrepRouteRefused",
     "build_models",
+    "plan_run",
     "skyprep",
 ]
