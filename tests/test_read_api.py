@@ -263,6 +263,19 @@ def test_new_tables_type_ids_dates_and_counts(loaded: tuple[World, Warehouse, Sa
             assert types[column] == data_type, f"{table}.{column}"
 
 
+def test_each_new_table_is_unique_on_its_catalogue_key(
+    loaded: tuple[World, Warehouse, Sandbox],
+) -> None:
+    _, warehouse, _ = loaded
+    for table in NEW_TABLES:
+        key = ENDPOINTS[table].primary_key
+        rows = warehouse.current(table)
+        assert rows, table
+        keys = [tuple(row[k] for k in key) for row in rows]
+        assert all(None not in k for k in keys), f"{table}: a null in {key}"
+        assert len(set(keys)) == len(keys), f"{table}: {key} repeats"
+
+
 def test_platform_counts_match_get_data(loaded: tuple[World, Warehouse, Sandbox]) -> None:
     world, warehouse, _ = loaded
     (row,) = warehouse.rows(f"select * from {DATASET_NAME}.platform_counts")
