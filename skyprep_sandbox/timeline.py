@@ -16,6 +16,10 @@ from skyprep_sandbox.formats import DAY
 from skyprep_sandbox.records import payment_record
 
 Event = tuple[int, int, Callable[[], None]]
+#: A payment can be refunded only this many days after it was made.
+REFUND_WINDOW_DAYS = 7
+#: A pending payment settles (complete or failed) within this many days.
+SETTLE_WITHIN_DAYS = 5
 
 
 def live_one_day(world: Any, rng: random.Random, day_start: int) -> None:
@@ -205,17 +209,25 @@ def _payments_arrive_and_settle(world: Any, rng: random.Random, at: Callable[...
         status = "pending" if rng.random() < 0.4 else "complete"
         ptype = "stripe" if rng.random() < 0.6 else "paypal"
         at(lambda u=uid, c=cid, a=amount, s=status, p=ptype: _pay(world, u, c, a, s, p))
-    for pid, (status, _ptype, _created) in list(world.payments.meta.items()):
-        if status == "pending" and rng.random() < 0.5:
+    settle_by = world.now_ts - SETTLE_WITHIN_DAYS * DAY
+    for pid, (status, _ptype, created) in list(world.payments.meta.items()):
+        if status == "pending" and (rng.random() < 0.5 or created <= settle_by):
             outcome = "complete" if rng.random() < 0.85 else "failed"
             at(
                 lambda pid=pid, o=outcome: (
                     pid in world.payments and world.set_payment_status(pid, o)
                 )
             )
-    complete = [pid for pid, meta in world.payments.meta.items() if meta[0] == "complete"]
+    # Refunds come within REFUND_WINDOW_DAYS of the purchase, so a payment's status only
+    # changes while it is young (pending ones settle within days too).
+    since = world.now_ts - REFUND_WINDOW_DAYS * DAY
+    complete = [
+        pid
+        for pid, (status, _ptype, created) in world.payments.meta.items()
+        if status == "complete" and created >= since
+    ]
     if complete and rng.random() < 0.3:
-        pid = complete[rng.randrange(min(len(complete), 50))]
+        pid = complete[rng.randrange(len(complete))]
         at(lambda pid=pid: pid in world.payments and world.set_payment_status(pid, "refunded"))
 
 

@@ -230,3 +230,23 @@ def test_advance_changes_group_membership_and_user_statuses() -> None:
     assert any(
         world.users.meta[uid][0] != status for uid, status in statuses.items() if uid in world.users
     )
+
+
+def test_payments_change_status_only_within_seven_days_of_being_made() -> None:
+    world = World.generate(seed=7, scale="demo")
+    before = {p["id"]: p["status"] for p in world.records("get_payments")}
+    world.advance(days=12)
+    changed = [
+        p
+        for p in world.records("get_payments")
+        if p["id"] in before and p["status"] != before[p["id"]]
+    ]
+    settled_later = [
+        p
+        for p in world.records("get_payments")
+        if p["id"] not in before and p["status"] != "pending"
+    ]
+    assert changed and settled_later
+    for payment in changed + settled_later:
+        age = parse_any(payment["updated_at"]) - parse_any(payment["created_at"])  # type: ignore[operator]
+        assert age <= 7 * 86_400, payment
