@@ -19,10 +19,10 @@ from skyprep_sandbox.routes import (
     Answer,
     RouteContext,
     RouteError,
-    _manager_answer,
     id_list,
     int_param,
     json_answer,
+    manager_answer,
     required,
     route,
     user_from,
@@ -476,7 +476,7 @@ def assign_manager_to_user_group(world: World, params: dict[str, str], ctx: Rout
     gid, uid = _group_id(world, params), user_from(world, params)
     world.manager_permissions[(gid, uid)] = _flags(params, None)
     world.changed()
-    return json_answer(_manager_answer(world, gid, uid, world.manager_permissions[(gid, uid)]))
+    return json_answer(manager_answer(world, gid, uid, world.manager_permissions[(gid, uid)]))
 
 
 @route("update_manager_permissions_in_user_group", mutating=True)
@@ -487,7 +487,7 @@ def update_manager_permissions(world: World, params: dict[str, str], ctx: RouteC
         raise RouteError(404, "user is not a manager of this user group")
     world.manager_permissions[(gid, uid)] = _flags(params, current)
     world.changed()
-    return json_answer(_manager_answer(world, gid, uid, world.manager_permissions[(gid, uid)]))
+    return json_answer(manager_answer(world, gid, uid, world.manager_permissions[(gid, uid)]))
 
 
 @route("remove_manager_from_user_group", mutating=True)

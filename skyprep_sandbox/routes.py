@@ -548,12 +548,10 @@ def get_manager_permissions_from_user_group(
     permissions = world.manager_permissions.get((gid, uid))
     if permissions is None:
         raise RouteError(404, "user is not a manager of this user group")
-    return json_answer(_manager_answer(world, gid, uid, permissions))
+    return json_answer(manager_answer(world, gid, uid, permissions))
 
 
-def _manager_answer(
-    world: World, gid: int, uid: int, permissions: dict[str, str]
-) -> dict[str, Any]:
+def manager_answer(world: World, gid: int, uid: int, permissions: dict[str, str]) -> dict[str, Any]:
     user = world.users.get(uid) or {}
     group = world.user_groups.get(gid) or {}
     answer: dict[str, Any] = {
