@@ -552,6 +552,7 @@ def get_manager_permissions_from_user_group(
 
 
 def manager_answer(world: World, gid: int, uid: int, permissions: dict[str, str]) -> dict[str, Any]:
+    """A manager's permissions in a group, shaped as the reference (flags as strings)."""
     user = world.users.get(uid) or {}
     group = world.user_groups.get(gid) or {}
     answer: dict[str, Any] = {
