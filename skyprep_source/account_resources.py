@@ -23,6 +23,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import dlt
+import orjson
 import pyarrow as pa
 from dlt.extract.resource import DltResource
 
@@ -210,8 +211,7 @@ def _bridge_resource(
 
 
 def _load_json(text: Any) -> Any:
-    import orjson
-
+    """A JSON column's text back to its value (a plain string stays as it is)."""
     if text is None:
         return None
     try:
