@@ -14,7 +14,6 @@ import logging
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -112,10 +111,13 @@ def ensure_read_route(route: str) -> None:
 
 
 class RateBudget:
-    """At most `requests_per_minute` calls in any sliding window of `window_s` seconds.
+    """Calls spaced evenly: one every `window_s / requests_per_minute` seconds (+5%).
 
-    Shared by every resource (and thread) of a run. `pause()` lets a throttled call stop
-    everybody for the server's `Retry-After`. `requests_per_minute=None` only keeps the pause.
+    Even spacing, not a burst then a wait: a server that counts per sliding window, per fixed
+    minute or with a small token bucket never sees more than `requests_per_minute` calls in
+    any `window_s`. The 5% margin covers the jitter between our clock and the server's.
+    Shared by every resource (and thread) of a run; `pause()` holds everybody back for the
+    server's `Retry-After`. `requests_per_minute=None` keeps only the pause.
     """
 
     def __init__(
@@ -130,34 +132,25 @@ class RateBudget:
             raise ValueError("requests_per_minute must be a positive integer or None")
         self.requests_per_minute = requests_per_minute
         self.window_s = window_s
+        self.interval_s = (
+            0.0 if requests_per_minute is None else window_s * 1.05 / requests_per_minute
+        )
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._recent: deque[float] = deque()
-        self._paused_until = 0.0
+        self._next_slot = float("-inf")
+        self._paused_until = float("-inf")
 
     def acquire(self) -> float:
-        """Block until one more call fits the budget; return the seconds waited."""
-        waited = 0.0
-        while True:
-            with self._lock:
-                now = self._clock()
-                wait = self._paused_until - now
-                if wait <= 0:
-                    limit = self.requests_per_minute
-                    if limit is None:
-                        return waited
-                    # the server counts a call when it arrives, a little after we send it:
-                    # a 5% margin keeps jitter from squeezing N+1 calls into its window
-                    window = self.window_s * 1.05
-                    while self._recent and self._recent[0] <= now - window:
-                        self._recent.popleft()
-                    if len(self._recent) < limit:
-                        self._recent.append(now)
-                        return waited
-                    wait = self._recent[0] + window - now
+        """Block until this caller's slot; return the seconds waited."""
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next_slot, self._paused_until)
+            self._next_slot = slot + self.interval_s
+        wait = slot - now
+        if wait > 0:
             self._sleep(wait)
-            waited += wait
+        return wait
 
     def pause(self, seconds: float) -> None:
         """Hold every caller back for `seconds` (the server asked us to slow down)."""

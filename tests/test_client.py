@@ -312,15 +312,33 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
 # ---- rate budget ---------------------------------------------------------------------------
 
 
-def test_rate_budget_allows_n_calls_per_window_then_waits_for_the_oldest() -> None:
+def test_rate_budget_spaces_calls_evenly_across_the_window() -> None:
     clock = FakeClock()
     budget = RateBudget(3, window_s=60, clock=clock, sleep=clock.sleep)
-    for _ in range(3):
-        assert budget.acquire() == 0
-    clock.now += 10
-    # the first call leaves the window at t+60 (+5% margin for the server's clock)
-    assert budget.acquire() == pytest.approx(53)
-    assert clock.sleeps == [pytest.approx(53)]
+    assert budget.acquire() == 0  # the first call goes at once
+    assert budget.acquire() == pytest.approx(21)  # 60 s / 3 calls, +5% margin
+    clock.now += 30  # idle time earns no burst
+    assert budget.acquire() == 0
+    assert budget.acquire() == pytest.approx(21)
+
+
+def test_rate_budget_never_fits_more_than_the_limit_in_any_window() -> None:
+    clock = FakeClock()
+    budget = RateBudget(10, window_s=6, clock=clock, sleep=clock.sleep)
+    sent = []
+    for _ in range(50):
+        budget.acquire()
+        sent.append(clock.now)
+    most_in_a_window = max(sum(1 for t in sent if start <= t < start + 6) for start in sent)
+    assert most_in_a_window <= 10
+
+
+def test_pause_holds_back_the_next_callers() -> None:
+    clock = FakeClock()
+    budget = RateBudget(None, clock=clock, sleep=clock.sleep)
+    budget.pause(5)
+    assert budget.acquire() == pytest.approx(5)
+    assert budget.acquire() == 0
 
 
 def test_rate_budget_none_never_waits() -> None:
@@ -336,7 +354,7 @@ def test_every_attempt_pays_the_budget(server: ScriptedServer) -> None:
     clock = FakeClock()
     budget = RateBudget(1, window_s=60, clock=clock, sleep=clock.sleep)
     make_client(server, rate_budget=budget).call("get_users")
-    assert clock.sleeps == [pytest.approx(63)]  # the retry waited for the budget (+5%)
+    assert clock.sleeps == [pytest.approx(63)]  # the retry waited for its slot (+5%)
 
 
 # ---- paging --------------------------------------------------------------------------------
