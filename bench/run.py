@@ -203,7 +203,11 @@ def git_commit() -> dict[str, Any]:
             ["git", *args], cwd=REPO_DIR, capture_output=True, text=True, check=False
         ).stdout.strip()
 
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+    # dirty: tracked files differ from the commit (other people's untracked work is not ours)
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    }
 
 
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -361,6 +365,8 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         },
         total_seconds=round(time.perf_counter() - started, 1),
     )
+    # the machine is shared: the load around the run says how quiet it was
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["source"]["rows_written"] = _written(source)
     results["targets"] = targets(results)
     return results
