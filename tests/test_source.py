@@ -6,6 +6,10 @@ the warehouse with the world row for row.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -505,3 +509,44 @@ def test_a_course_whose_progresses_are_all_gone_has_them_all_retired(
         warehouse.count("course_progresses", "course_id = %s and _dlt_valid_to is null", course_id)
         == 0
     )
+
+
+CHILD_RUN = """
+import sys, dlt
+from skyprep_source import skyprep
+base_url, root = sys.argv[1], sys.argv[2]
+pipeline = dlt.pipeline(
+    pipeline_name="skyprep_e2e", pipelines_dir=root + "/pipelines",
+    destination=dlt.destinations.duckdb(root + "/skyprep.duckdb"), dataset_name="skyprep_data",
+)
+pipeline.run(skyprep(api_key="sandbox-api-key", acct_key="sandbox.skyprepapp.com",
+                     base_url=base_url, requests_per_minute=None))
+"""
+
+
+def test_process_killed_mid_extract_then_rerun_equals_the_world(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
+) -> None:
+    warehouse = warehouse_for(sandbox)
+    warehouse.load()
+    sandbox.world.destroy_user(sandbox.world.users.ids()[0])
+    sandbox.advance(days=2)
+    sandbox.reset_stats()
+    # the child hangs on its first progress list: killed there, users were already read
+    sandbox.inject_fault("slow", route="get_course_progresses", count=1, delay_s=30)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD_RUN, sandbox.base_url, str(warehouse.root)],
+        env={**os.environ, "RUNTIME__LOG_LEVEL": "CRITICAL"},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while "get_course_progresses" not in sandbox.stats()["calls"]:
+            assert child.poll() is None, "the child finished before it could be killed"
+            assert time.monotonic() < deadline, "the child never reached the progresses"
+            time.sleep(0.05)
+    finally:
+        child.kill()
+        child.wait()
+    sandbox.clear_faults()
+    warehouse.load()
+    assert_matches_world(warehouse, sandbox.world)
