@@ -550,3 +550,21 @@ def test_process_killed_mid_extract_then_rerun_equals_the_world(
     sandbox.clear_faults()
     warehouse.load()
     assert_matches_world(warehouse, sandbox.world)
+
+
+def test_a_course_destroyed_upstream_answers_404_and_its_progresses_are_retired(
+    sandbox: Sandbox,
+    warehouse_for: Callable[[Sandbox], Warehouse],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    warehouse = warehouse_for(sandbox)
+    warehouse.load()
+    course_id = sandbox.world.courses.ids()[0]
+    sandbox.world.destroy_course(course_id)
+    warehouse.load(course_ids=[course_id])  # get_course_progresses answers 404 for it
+    assert "vanished" in caplog.text
+    assert warehouse.count("course_progresses", "course_id = %s", course_id) > 0
+    assert (
+        warehouse.count("course_progresses", "course_id = %s and _dlt_valid_to is null", course_id)
+        == 0
+    )
