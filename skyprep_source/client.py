@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import orjson
 import requests
+import urllib3
 
 from skyprep_source.errors import (
     CREDENTIALS_HINT,
@@ -92,6 +93,11 @@ _RETRYABLE_EXCEPTIONS: tuple[type[BaseException], ...] = (
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,  # body cut short against Content-Length
     requests.exceptions.ContentDecodingError,
+    # the body is read from urllib3 directly: its errors (IncompleteRead, ReadTimeoutError,
+    # ProtocolError) arrive unwrapped
+    urllib3.exceptions.HTTPError,
+    ConnectionError,  # a socket reset while the body is read
+    TimeoutError,
     SkyPrepTransportError,
 )
 
@@ -219,30 +225,35 @@ class _RetryableResponse(Exception):
 RowKey = Callable[[Mapping[str, Any]], Any]
 
 
-def key_of(*fields: str) -> RowKey:
-    """A row-identity function over the raw JSON record (ids as text: 8877 == "8877").
+class KeyOf:
+    """Row identity over the raw JSON record (ids as text: 8877 == "8877").
 
     A record without the key fields is identified by its whole content, so records that lack
-    an id are never collapsed into one.
+    an id are never collapsed into one. `many()` keys a whole page at C speed.
     """
 
-    def content(row: Mapping[str, Any]) -> bytes:
-        return orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
+    def __init__(self, *fields: str) -> None:
+        self.fields = fields
 
-    if len(fields) == 1:
-        name = fields[0]
+    def __call__(self, row: Mapping[str, Any]) -> Any:
+        values = tuple(row.get(name) for name in self.fields)
+        if None in values:
+            return orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
+        return str(values[0]) if len(values) == 1 else tuple(map(str, values))
 
-        def single(row: Mapping[str, Any]) -> Any:
-            value = row.get(name)
-            return content(row) if value is None else str(value)
+    def many(self, rows: list[dict[str, Any]]) -> list[Any]:
+        """The keys of a page, in order."""
+        if len(self.fields) == 1:
+            name = self.fields[0]
+            values = [row.get(name) for row in rows]
+            if None not in values:
+                return list(map(str, values))
+        return [self(row) for row in rows]
 
-        return single
 
-    def compound(row: Mapping[str, Any]) -> Any:
-        values = tuple(row.get(name) for name in fields)
-        return content(row) if None in values else tuple(map(str, values))
-
-    return compound
+def key_of(*fields: str) -> KeyOf:
+    """A row-identity function over `fields` of the raw JSON record (see `KeyOf`)."""
+    return KeyOf(*fields)
 
 
 class SkyPrepClient:
@@ -285,6 +296,12 @@ class SkyPrepClient:
         self.page_size = page_size
         self.paging = PagingKnowledge()
         self._session = session or requests.Session()
+        # proxies and CA bundle from the environment, looked up once for our one host instead
+        # of on every call (requests scans os.environ per request otherwise)
+        environment = self._session.merge_environment_settings(self.base_url, {}, None, None, None)
+        self._proxies = environment.get("proxies") or {}
+        self._verify = environment.get("verify", True)
+        self._session.trust_env = False
         self._in_flight = threading.BoundedSemaphore(concurrency)
         self._lock = threading.Lock()
         self.calls = 0  # HTTP attempts sent, retries included
@@ -357,7 +374,8 @@ class SkyPrepClient:
             if not several_pages or not verify_stable:
                 return
             check = self.call_list(route, {**(params or {}), "page": 1, "per_page": self.page_size})
-            if [key(row) for row in check] == first_keys:
+            many = getattr(key, "many", None)
+            if (many(check) if many is not None else [key(row) for row in check]) == first_keys:
                 return
             logger.warning(
                 "SkyPrep %s changed while it was paged (its first page moved); reading it again "
@@ -382,12 +400,18 @@ class SkyPrepClient:
         seen: set[Any] = set()  # this pass: tells a repeated page from new rows
         first_keys: list[Any] = []
 
-        def split(rows: list[dict[str, Any]]) -> tuple[bool, list[dict[str, Any]]]:
+        def split(rows: list[dict[str, Any]], keys: list[Any]) -> tuple[bool, list[dict[str, Any]]]:
             """(any row new to this pass, the rows never yielded before)."""
+            page_keys = set(keys)
+            if len(page_keys) == len(rows) and page_keys.isdisjoint(yielded):
+                # the usual page: all new, no drift; no per-row work
+                any_new = bool(rows)  # none yielded before, so none seen in this pass
+                seen.update(page_keys)
+                yielded.update(page_keys)
+                return any_new, rows
             any_new = False
             fresh = []
-            for row in rows:
-                row_key = key(row)
+            for row, row_key in zip(rows, keys, strict=True):
                 if row_key not in seen:
                     seen.add(row_key)
                     any_new = True
@@ -396,6 +420,10 @@ class SkyPrepClient:
                     fresh.append(row)
             return any_new, fresh
 
+        def keys_of(rows: list[dict[str, Any]]) -> list[Any]:
+            many = getattr(key, "many", None)
+            return many(rows) if many is not None else [key(row) for row in rows]
+
         def fetch(page: int) -> list[dict[str, Any]]:
             return self.call_list(route, {**(params or {}), "page": page, "per_page": per_page})
 
@@ -403,9 +431,10 @@ class SkyPrepClient:
         while True:
             full = knowledge.page_caps.get(route, per_page)
             rows = fetch(page)
+            keys = keys_of(rows)
             if page == 1:
-                first_keys = [key(row) for row in rows]
-            any_new, fresh = split(rows)
+                first_keys = keys
+            any_new, fresh = split(rows, keys)
             if len(rows) > full:
                 if len(rows) > per_page:
                     self._learn_paging_ignored(route, f"a page of {len(rows)} > {per_page} rows")
@@ -434,7 +463,7 @@ class SkyPrepClient:
                 return first_keys, page > 1
             # a short first page may be a server cap below per_page: one call to confirm
             second = fetch(2)
-            any_new, fresh_second = split(second)
+            any_new, fresh_second = split(second, keys_of(second))
             if not second:
                 knowledge.longest_whole_short_page = max(
                     knowledge.longest_whole_short_page, len(rows)
@@ -481,8 +510,18 @@ class SkyPrepClient:
                     with self._lock:
                         self.calls += 1
                         SkyPrepClient.calls_in_process += 1
-                    response = self._session.post(url, data=form, timeout=self.request_timeout)
-                    body = response.content  # read here: a cut body raises inside the try
+                    response = self._session.post(
+                        url,
+                        data=form,
+                        timeout=self.request_timeout,
+                        proxies=self._proxies,
+                        verify=self._verify,
+                        stream=True,
+                    )
+                    # one read of the whole body (not 10 KB chunks); a body cut short of its
+                    # Content-Length raises here, inside the try
+                    body = response.raw.read(decode_content=True)
+                    response.raw.release_conn()
                 return self._interpret(route, response, body, expect_json=expect_json)
             except _RetryableResponse as problem:
                 last_problem = str(problem)

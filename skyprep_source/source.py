@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -245,7 +247,7 @@ def snapshot_resource(client: SkyPrepClient, endpoint: Endpoint) -> DltResource:
         key = key_of(*endpoint.primary_key)
         verify = snapshot_loaded_before()
         pages = client.pages(endpoint.route, endpoint.params, key, verify_stable=verify)
-        yield from snapshot_items(batched(pages), endpoint)
+        yield from snapshot_items(prefetched(batched(pages)), endpoint)
 
     return dlt.resource(
         read_snapshot,
@@ -297,7 +299,7 @@ def course_progresses_resource(
                 )
                 for page in course_pages
             )
-        yield from snapshot_items(batched(pages), endpoint)
+        yield from snapshot_items(prefetched(batched(pages)), endpoint)
 
     hints: Any = {"name": endpoint.resource, "columns": _json_hints(endpoint)}
     if course_ids is not None:
@@ -315,7 +317,7 @@ def course_progresses_resource(
         def read_account() -> Iterator[Any]:
             verify = snapshot_loaded_before()
             pages = client.pages(endpoint.route, endpoint.params, key, verify_stable=verify)
-            yield from snapshot_items(batched(pages), endpoint)
+            yield from snapshot_items(prefetched(batched(pages)), endpoint)
 
         return dlt.resource(read_account, write_disposition=disposition, **hints)
     if mode != "per_course":
@@ -382,7 +384,7 @@ def payments_resource(client: SkyPrepClient, lookback_days: int) -> DltResource:
         if days is not None:
             params["created_after_days_ago"] = days
         newest = datetime.fromisoformat(last_created_at) if last_created_at else None
-        for rows in batched(client.pages(endpoint.route, params, key)):
+        for rows in prefetched(batched(client.pages(endpoint.route, params, key))):
             table = page_table(rows, endpoint)
             page_newest = pc.max(table.column("created_at")).as_py()
             if page_newest is not None and (newest is None or page_newest > newest):
@@ -452,6 +454,55 @@ def batched(
             batch = []
     if batch:
         yield batch
+
+
+_DONE = object()
+
+
+def prefetched(items: Iterable[T], depth: int = 1) -> Iterator[T]:
+    """`items`, produced on a background thread up to `depth` items ahead of the consumer.
+
+    The next pages are fetched and parsed while this batch becomes Arrow and is written by
+    dlt: the wait for the server overlaps our own work. Still one call in flight at a time
+    (the client's semaphore); the consumer keeps everything that touches dlt state.
+    """
+    ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        ready.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            outcome: Any = _DONE
+        except BaseException as error:  # handed to the consumer, raised there
+            outcome = error
+        while not stop.is_set():
+            try:
+                ready.put(outcome, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    worker = threading.Thread(target=produce, name="skyprep-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
 
 
 def bounded_parallel_map(fn: Callable[[int], T], items: Iterable[int], workers: int) -> Iterator[T]:
