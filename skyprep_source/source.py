@@ -13,7 +13,7 @@ import logging
 import math
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Literal, TypeVar
@@ -459,7 +459,7 @@ def batched(
 _DONE = object()
 
 
-def prefetched(items: Iterable[T], depth: int = 1) -> Iterator[T]:
+def prefetched(items: Iterable[T], depth: int = 1) -> Generator[T, None, None]:
     """`items`, produced on a background thread up to `depth` items ahead of the consumer.
 
     The next pages are fetched and parsed while this batch becomes Arrow and is written by

@@ -568,3 +568,45 @@ def test_a_course_destroyed_upstream_answers_404_and_its_progresses_are_retired(
         warehouse.count("course_progresses", "course_id = %s and _dlt_valid_to is null", course_id)
         == 0
     )
+
+
+# ---- the prefetching helper ----------------------------------------------------------------
+
+
+def test_prefetched_yields_every_item_in_order() -> None:
+    from skyprep_source.source import prefetched
+
+    assert list(prefetched(iter(range(50)), depth=2)) == list(range(50))
+
+
+def test_prefetched_raises_the_producers_error_in_the_consumer() -> None:
+    from skyprep_source.source import prefetched
+
+    def failing() -> Iterator[int]:
+        yield 1
+        raise SkyPrepRequestFailed("get_users failed 3 times in a row")
+
+    consumer = prefetched(failing())
+    assert next(consumer) == 1
+    with pytest.raises(SkyPrepRequestFailed, match="get_users"):
+        next(consumer)
+
+
+def test_prefetched_stops_its_producer_when_the_consumer_stops() -> None:
+    from skyprep_source.source import prefetched
+
+    produced: list[int] = []
+
+    def endless() -> Iterator[int]:
+        n = 0
+        while True:
+            produced.append(n)
+            yield n
+            n += 1
+
+    consumer = prefetched(endless(), depth=1)
+    assert next(consumer) == 0
+    consumer.close()
+    settled = len(produced)
+    time.sleep(0.3)
+    assert len(produced) == settled <= 3  # the producer stopped one step ahead
