@@ -278,6 +278,7 @@ class SkyPrepClient:
         page_size: int = 1000,
         concurrency: int = 1,
         session: requests.Session | None = None,
+        verify_paged_lists: bool = True,
     ) -> None:
         if not api_key or not str(api_key).strip():
             raise SkyPrepCredentialsError(f"SkyPrep api_key is empty: {CREDENTIALS_HINT}")
@@ -295,6 +296,9 @@ class SkyPrepClient:
         self.request_timeout = request_timeout
         self.page_size = page_size
         self.paging = PagingKnowledge()
+        # False: `pages(verify_stable=True)` skips its look back at page 1 (saves a call per
+        # multi-page list, at the risk the docstring of `pages` describes)
+        self.verify_paged_lists = verify_paged_lists
         self._session = session or requests.Session()
         # proxies and CA bundle from the environment, looked up once for our one host instead
         # of on every call (requests scans os.environ per request otherwise)
@@ -371,7 +375,7 @@ class SkyPrepClient:
         yielded: set[Any] = set()
         for _ in range(MAX_LIST_PASSES):
             first_keys, several_pages = yield from self._read_list(route, params, key, yielded)
-            if not several_pages or not verify_stable:
+            if not several_pages or not verify_stable or not self.verify_paged_lists:
                 return
             check = self.call_list(route, {**(params or {}), "page": 1, "per_page": self.page_size})
             many = getattr(key, "many", None)

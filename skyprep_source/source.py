@@ -85,6 +85,7 @@ def skyprep(
     backoff_base_s: float = 1.0,
     backoff_max_s: float = 60.0,
     rate_window_s: float = 60.0,
+    verify_paging: bool = True,
     timeslots_lookback_days: int = 30,
     timeslots_horizon_days: int = 730,
     per_user_resources: Sequence[str] | None = None,
@@ -116,6 +117,10 @@ def skyprep(
             gives no Retry-After.
         backoff_max_s: the longest retry delay.
         rate_window_s: the window of the rate budget (60 s: "per minute").
+        verify_paging: from a table's second run on, look at page 1 again after a list that
+            took several pages, and re-read it if it moved, so a record that slid past the
+            pager (deleted records ahead of it) is never retired; False saves that call per
+            multi-page list.
         timeslots_lookback_days: days of instructor-led timeslots re-read before the last
             run's date (attendance is marked after the session).
         timeslots_horizon_days: how far ahead scheduled timeslots are read.
@@ -140,6 +145,7 @@ def skyprep(
         request_timeout=request_timeout,
         page_size=page_size,
         concurrency=concurrency,
+        verify_paged_lists=verify_paging,
     )
     snapshots = {name: snapshot_resource(client, ENDPOINTS[name]) for name in SNAPSHOT_RESOURCES}
     resources = [

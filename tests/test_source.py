@@ -610,3 +610,19 @@ def test_prefetched_stops_its_producer_when_the_consumer_stops() -> None:
     settled = len(produced)
     time.sleep(0.3)
     assert len(produced) == settled <= 3  # the producer stopped one step ahead
+
+
+def test_second_run_checks_multi_page_lists_once_unless_verify_paging_is_off(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
+) -> None:
+    users = len(sandbox.world.records("get_users"))
+    minimum = users // 7 + 1
+    warehouse = warehouse_for(sandbox)
+    warehouse.load(page_size=7)
+    assert sandbox.stats()["calls"]["get_users"] == minimum  # a first run: the minimum
+    sandbox.reset_stats()
+    warehouse.load(page_size=7)
+    assert sandbox.stats()["calls"]["get_users"] == minimum + 1  # and a look at page 1
+    sandbox.reset_stats()
+    warehouse.load(page_size=7, verify_paging=False)
+    assert sandbox.stats()["calls"]["get_users"] == minimum
