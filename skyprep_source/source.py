@@ -140,7 +140,8 @@ def skyprep(
         api_key,
         acct_key,
         base_url,
-        rate_budget=RateBudget(requests_per_minute, rate_window_s),
+        # shared with the job's call plan (and any other client of this account in-process)
+        rate_budget=RateBudget.for_account(base_url, acct_key, requests_per_minute, rate_window_s),
         retry=RetryPolicy(max_attempts, backoff_base_s, backoff_max_s),
         request_timeout=request_timeout,
         page_size=page_size,
