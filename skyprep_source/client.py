@@ -152,6 +152,36 @@ class RateBudget:
         self._next_slot = float("-inf")
         self._paused_until = float("-inf")
 
+    # one budget per (account, budget settings) in this process: see `for_account`
+    _accounts: ClassVar[dict[tuple[str, str, int | None, float], RateBudget]] = {}
+    _accounts_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def for_account(
+        cls,
+        base_url: str,
+        acct_key: str,
+        requests_per_minute: int | None,
+        window_s: float = 60.0,
+    ) -> RateBudget:
+        """The budget every client of this account shares within the process.
+
+        The job's call plan and the run it precedes (and two sources of one account) pay into
+        one budget, so together they stay inside the account's limit; a fresh budget each
+        would let the run start at full speed right after the plan's calls.
+        """
+        key = (
+            base_url.rstrip("/"),
+            str(acct_key).strip().lower(),
+            requests_per_minute,
+            float(window_s),
+        )
+        with cls._accounts_lock:
+            budget = cls._accounts.get(key)
+            if budget is None:
+                budget = cls._accounts[key] = cls(requests_per_minute, window_s)
+            return budget
+
     def acquire(self) -> float:
         """Block until this caller's slot; return the seconds waited."""
         with self._lock:

@@ -171,7 +171,13 @@ def plan_run(
             config.get("api_key"),
             config.get("acct_key"),
             config.get("base_url"),
-            rate_budget=RateBudget(config.get("requests_per_minute"), config.get("rate_window_s")),
+            # the account's shared budget: the run that follows pays into the same one
+            rate_budget=RateBudget.for_account(
+                config.get("base_url"),
+                config.get("acct_key"),
+                config.get("requests_per_minute"),
+                float(config.get("rate_window_s")),
+            ),
             retry=RetryPolicy(
                 int(config.get("max_attempts")),
                 float(config.get("backoff_base_s")),
