@@ -5,7 +5,7 @@ The models are plain SELECT files written once in DuckDB's dialect. Staging mode
 (``sql/marts/{dim,fct,agg,bridge}_*.sql``) name other models unqualified (``from stg_users``).
 This module parses each file with sqlglot, derives the build order from the table references,
 qualifies every reference with the raw or the analytics dataset, transpiles to the
-destination's dialect and executes through ``pipeline.sql_client()``: staging as views,
+destination's dialect (rewriting what sqlglot cannot, e.g. ``median`` for BigQuery) and executes through ``pipeline.sql_client()``: staging as views,
 marts as tables.
 """
 
@@ -181,6 +181,28 @@ def qualified_select(model: Model, name_table: TableNamer) -> exp.Expr:
     return expression
 
 
+def _bigquery_median(node: exp.Expr) -> exp.Expr:
+    """`median(x)` -> `APPROX_QUANTILES(x, 100)[SAFE_OFFSET(50)]`: BigQuery has no MEDIAN, and
+    its PERCENTILE_CONT is an analytic function only, which does not fit a GROUP BY. This is an
+    aggregate (nulls ignored, NULL for no rows), approximate on large groups and, for an even
+    count, one of the two middle values rather than their mean."""
+    if not isinstance(node, exp.Median):
+        return node
+    quantiles = exp.ApproxQuantiles(this=node.this.copy(), expression=exp.Literal.number(100))
+    return exp.Bracket(this=quantiles, expressions=[exp.Literal.number(50)], offset=0, safe=True)
+
+
+# rewrites for constructs sqlglot carries over to a dialect that lacks them
+_DIALECT_REWRITES: dict[str, Callable[[exp.Expr], exp.Expr]] = {"bigquery": _bigquery_median}
+
+
+def for_dialect(expression: exp.Expr, dialect: str) -> exp.Expr:
+    """`expression` (DuckDB's dialect) with the constructs `dialect` lacks rewritten, ready
+    for `.sql(dialect=dialect)`."""
+    rewrite = _DIALECT_REWRITES.get(dialect)
+    return expression.transform(rewrite) if rewrite else expression
+
+
 def render_statements(model: Model, dialect: str, name_table: TableNamer) -> list[str]:
     """DROP + CREATE of the model as a view or a table, transpiled to `dialect`.
 
@@ -190,9 +212,8 @@ def render_statements(model: Model, dialect: str, name_table: TableNamer) -> lis
     target = name_table(model.name)
     kind = model.materialization.upper()
     drop = exp.Drop(tables=[target.copy()], kind=kind, exists=True)
-    create = exp.Create(
-        this=target.copy(), kind=kind, expression=qualified_select(model, name_table)
-    )
+    select = for_dialect(qualified_select(model, name_table), dialect)
+    create = exp.Create(this=target.copy(), kind=kind, expression=select)
     return [drop.sql(dialect=dialect), create.sql(dialect=dialect, pretty=True)]
 
 
