@@ -39,7 +39,7 @@ ACTIVITIES: tuple[tuple[str, re.Pattern[str]], ...] = (
         "http (requests/urllib3/socket)",
         re.compile(r"/requests/|/urllib3/|http/client\.py|socket\.py|ssl\.py"),
     ),
-    ("row hash (dlt add_row_hash_to_table)", re.compile(r"helpers/transform\.py|/pandas/")),
+    ("row hash (skyprep_source.row_hash)", re.compile(r"skyprep_source/row_hash")),
     ("records -> Arrow (skyprep_source.normalize)", re.compile(r"skyprep_source/normalize")),
     ("skyprep_source (other)", re.compile(r"skyprep_source/")),
     ("duckdb", re.compile(r"duckdb")),

@@ -22,7 +22,6 @@ import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.extract.resource import DltResource
-from dlt.sources.helpers.transform import add_row_hash_to_table
 
 from skyprep_source.client import (
     DEFAULT_BASE_URL,
@@ -35,6 +34,7 @@ from skyprep_source.endpoints import ENDPOINTS, ROW_HASH, SNAPSHOT_RESOURCES, En
 from skyprep_source.errors import SkyPrepAPIError
 from skyprep_source.normalize import json_columns, records_to_table
 from skyprep_source.reports import csv_to_table, report_table_name
+from skyprep_source.row_hash import add_row_hash
 
 DAY_SECONDS = 86_400
 # pages are joined up to this many rows before they become one Arrow table: dlt's and the
@@ -43,8 +43,6 @@ BATCH_ROWS = 5_000
 # scd2 may retire any current row that is absent from a complete snapshot
 WHOLE_TABLE = "1 = 1"
 
-_add_row_hash = add_row_hash_to_table(ROW_HASH)
-_ROW_HASH_FIELD = pa.field(ROW_HASH, pa.int64(), nullable=False)
 T = TypeVar("T")
 
 
@@ -188,9 +186,8 @@ def skyprep(
 
 def page_table(records: Sequence[dict[str, Any]], endpoint: Endpoint) -> pa.Table:
     """One page of records -> its typed Arrow table, with the `_row_hash` row version."""
-    table: pa.Table = _add_row_hash(records_to_table(records, endpoint.schema))
-    # never null: declared so, or dlt warns that the arrow and scd2 hints differ
-    return table.set_column(table.num_columns - 1, _ROW_HASH_FIELD, table.column(ROW_HASH))
+    # declared non-null (add_row_hash does), or dlt warns that the arrow and scd2 hints differ
+    return add_row_hash(records_to_table(records, endpoint.schema), ROW_HASH)
 
 
 def as_item(table: pa.Table, endpoint: Endpoint) -> Any:
