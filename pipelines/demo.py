@@ -25,6 +25,7 @@ from pathlib import Path
 
 import dlt
 import duckdb
+import orjson
 
 from skyprep_sandbox import Sandbox, World
 from skyprep_source import DATASET_NAME, DUCKDB_FILE, PIPELINE_NAME
@@ -49,6 +50,7 @@ class TableChanges:
     updated: int
     deleted: int
     replaced: int | None = None  # rows of a `replace` table rewritten by this load
+    appended: int | None = None  # rows an `append` table (a history) gained in this load
 
 
 def natural_key(table: str) -> tuple[str, ...] | None:
@@ -63,20 +65,34 @@ def load_boundary(load_id: str) -> datetime:
     return datetime.fromtimestamp(float(load_id), tz=timezone.utc)
 
 
+def write_dispositions(db: duckdb.DuckDBPyConnection, dataset: str) -> dict[str, str]:
+    """Each table's write disposition as the source declared it: from the newest schema dlt
+    stored with the data (`_dlt_version`), so report tables named at run time are covered."""
+    stored = db.execute(
+        f'select schema from "{dataset}"._dlt_version order by inserted_at desc limit 1'
+    ).fetchone()
+    tables = orjson.loads(stored[0]).get("tables", {}) if stored else {}
+    return {name: str(table.get("write_disposition", "append")) for name, table in tables.items()}
+
+
 def table_changes(
     db: duckdb.DuckDBPyConnection,
     dataset: str,
     table: str,
     boundary: datetime,
     rows_loaded: int | None,
+    disposition: str | None = None,
 ) -> TableChanges:
     """New, updated and deleted entities of `table` at the load `boundary`, from scd2 columns.
 
     A version inserted at the boundary (`_dlt_valid_from`) whose key also lost a version there
     (`_dlt_valid_to`) is an update, otherwise it is new; a version retired at the boundary whose
-    key has no current version is a deletion. A table without scd2 columns (a downloaded
-    report, `replace`) reports the rows the load rewrote (`rows_loaded`, None = untouched).
+    key has no current version is a deletion. An `append` table (a history, e.g. one row per
+    run) reports the rows the load added; any other table without scd2 columns (a downloaded
+    report, `replace`) the rows the load rewrote (`rows_loaded`, None = untouched).
     """
+    if disposition == "append":
+        return TableChanges(table, 0, 0, 0, appended=rows_loaded or 0)
     columns = {row[0] for row in db.execute(f'DESCRIBE "{dataset}"."{table}"').fetchall()}
     key = natural_key(table)
     if "_dlt_valid_to" not in columns or key is None or not set(key) <= columns:
@@ -132,8 +148,10 @@ def print_changes(changes: Sequence[TableChanges]) -> None:
     """The change report of the second load: changed tables in full, the rest in one line."""
     history = [c for c in changes if c.replaced is None and (c.new or c.updated or c.deleted)]
     rewritten = [c for c in changes if c.replaced]
-    unchanged = sorted(c.table for c in changes if c not in history and c not in rewritten)
-    width = max((len(c.table) for c in [*history, *rewritten]), default=5)
+    appended = [c for c in changes if c.appended]
+    shown = [*history, *rewritten, *appended]
+    unchanged = sorted(c.table for c in changes if c not in shown)
+    width = max((len(c.table) for c in shown), default=5)
     print(f"  {'table':<{width}}  {'new':>7}  {'updated':>7}  {'deleted':>7}")
     for change in history:
         print(
@@ -141,6 +159,8 @@ def print_changes(changes: Sequence[TableChanges]) -> None:
         )
     for change in rewritten:  # snapshot tables without history: rewritten as a whole
         print(f"  {change.table:<{width}}  replaced ({change.replaced} rows)")
+    for change in appended:  # histories: this load's rows added beside the earlier ones
+        print(f"  {change.table:<{width}}  appended ({change.appended} rows)")
     if unchanged:
         print(
             textwrap.fill(
@@ -183,6 +203,16 @@ def fresh_database(path: Path) -> None:
     """Drop the previous demo's database (and its WAL) so every demo starts the same."""
     for stale in (path, path.with_name(path.name + ".wal")):
         stale.unlink(missing_ok=True)
+
+
+def explore_hint() -> str:
+    """A command that opens the demo's database with what is surely installed: this Python,
+    which has the duckdb package (the `duckdb` CLI may not be there)."""
+    python = Path(sys.executable)
+    if python.is_relative_to(Path.cwd()):
+        python = python.relative_to(Path.cwd())
+    query = f"select * from {ANALYTICS_DATASET_NAME}.agg_course_completion"
+    return f"{python} -c \"import duckdb; duckdb.connect('{DUCKDB_FILE}').sql('{query}').show()\""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -246,8 +276,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with duckdb.connect(str(database), read_only=True) as db:
         print("\n== What changed on day 2 ==")
         boundary = load_boundary(second.load_ids[-1])
+        dispositions = write_dispositions(db, DATASET_NAME)
         changes = [
-            table_changes(db, DATASET_NAME, table, boundary, second.rows.get(table))
+            table_changes(
+                db, DATASET_NAME, table, boundary, second.rows.get(table), dispositions.get(table)
+            )
             for table in data_tables(db, DATASET_NAME)
         ]
         print_changes(changes)
@@ -256,10 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif second.models_note:
             print(f"\n(models {second.models_note})")
 
-    print(
-        f"\nDone in {time.monotonic() - started:.1f}s. Explore it: "
-        f"duckdb {DUCKDB_FILE} -c 'select * from {ANALYTICS_DATASET_NAME}.agg_course_completion'"
-    )
+    print(f"\nDone in {time.monotonic() - started:.1f}s. Explore it:\n  {explore_hint()}")
     return 0
 
 
