@@ -26,6 +26,7 @@ import dlt
 import orjson
 import pyarrow as pa
 from dlt.extract.resource import DltResource
+from sqlglot import exp
 
 from skyprep_source.client import SkyPrepClient, key_of
 from skyprep_source.endpoints import ENDPOINTS, Endpoint
@@ -239,6 +240,43 @@ def timeslot_window(
     return start_text, (today + timedelta(days=horizon_days)).isoformat()
 
 
+def utc_day_range_sql(
+    column: str, first_day: date, end_day: date, dialect: str | None = None
+) -> str:
+    """`column >= first_day AND column < end_day`, both midnight UTC, as SQL of `dialect`
+    (default: the running pipeline's destination).
+
+    The bounds are timestamps with an explicit +00:00 offset cast to the destination's
+    time-zone-aware type (TIMESTAMPTZ, BigQuery's TIMESTAMP, ...): a bare date string would be
+    read in the session's time zone on PostgreSQL and DuckDB, so on a server not set to UTC the
+    scd2 scope would reach into the day before the window and retire sessions it never read.
+    """
+    dialect = dialect or _destination_dialect()
+
+    def midnight_utc(day: date) -> exp.Expr:
+        moment = datetime.combine(day, datetime.min.time(), timezone.utc)
+        text = exp.Literal.string(moment.isoformat(sep=" "))
+        return exp.cast(text, exp.DataType.build("timestamptz"))
+
+    column_sql = exp.column(column)
+    condition = exp.and_(
+        exp.GTE(this=column_sql, expression=midnight_utc(first_day)),
+        exp.LT(this=column_sql.copy(), expression=midnight_utc(end_day)),
+    )
+    return condition.sql(dialect=dialect)
+
+
+def _destination_dialect() -> str:
+    """The sqlglot dialect of the running pipeline's destination (DuckDB when there is none:
+    an extract without a destination)."""
+    try:
+        destination = dlt.current.pipeline().destination
+        dialect = destination.capabilities().sqlglot_dialect if destination else None
+    except Exception:  # no active pipeline, or a destination without capabilities
+        dialect = None
+    return str(dialect or "duckdb")
+
+
 def timeslots_resource(client: SkyPrepClient, options: ReadApiOptions) -> DltResource:
     """Timeslots in the `start_date`/`end_date` window since the last run (minus the lookback).
 
@@ -257,8 +295,8 @@ def timeslots_resource(client: SkyPrepClient, options: ReadApiOptions) -> DltRes
             today,
         )
         # end_date is inclusive (a whole day): the scope ends the day after
-        until = (date.fromisoformat(end) + timedelta(days=1)).isoformat()
-        scope = f"start_date >= '{start}' AND start_date < '{until}'"
+        until = date.fromisoformat(end) + timedelta(days=1)
+        scope = utc_day_range_sql("start_date", date.fromisoformat(start), until)
         # the scope is known only now (it depends on the state), so it rides on the items
         hints = dlt.mark.make_hints(write_disposition=_scd2(endpoint, scope))
         params = {**endpoint.params, "start_date": start, "end_date": end}
