@@ -261,7 +261,8 @@ def run_naive_dlt(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_source(args: argparse.Namespace) -> dict[str, Any]:
-    """`skyprep(...)` with its defaults, the three resources, into a DuckDB file.
+    """`skyprep(...)` with its defaults, the three resources, into a DuckDB file set up as
+    `skyprep run` sets up its default destination.
 
     Run twice with the same `--workdir`, the second run is the incremental sync: the
     result's `rows_in_this_load` counts the rows carrying this run's load ids.
@@ -269,6 +270,7 @@ def run_source(args: argparse.Namespace) -> dict[str, Any]:
     import dlt
 
     from skyprep_source import skyprep
+    from skyprep_source.duckdb_destination import duckdb_destination
 
     workdir = Path(args.workdir)
     db_path = workdir / "source.duckdb"
@@ -284,10 +286,12 @@ def run_source(args: argparse.Namespace) -> dict[str, Any]:
     source = skyprep(**kwargs)
     if args.resources:
         source = source.with_resources(*args.resources)
+    # the destination `skyprep run` uses by default (DuckDB with its memory bounded), here
+    # in a file of the workdir
     pipeline = dlt.pipeline(
         pipeline_name="bench_source",
         pipelines_dir=str(workdir / "pipelines"),
-        destination=dlt.destinations.duckdb(str(db_path)),
+        destination=duckdb_destination(str(db_path)),
         dataset_name=DATASET,
     )
     stages: dict[str, dict[str, float]] = {}
@@ -326,12 +330,18 @@ def run_source(args: argparse.Namespace) -> dict[str, Any]:
             if table in present
         }
         rows_in_this_load = {table: rows_written_by(con, table, load_ids) for table in data_tables}
+    # history tables (write disposition append, e.g. platform_counts) gain a row every run
+    schema_tables = pipeline.default_schema.tables
+    append_only = sorted(
+        t for t in data_tables if schema_tables.get(t, {}).get("write_disposition") == "append"
+    )
     return {
         "seconds": seconds,
         "rows": current_rows,
         "rows_total": rows,
         "load_ids": load_ids,
         "rows_in_this_load": rows_in_this_load,
+        "append_only_tables": append_only,
         "tables": data_tables,
         "stages": stages,
     }

@@ -260,6 +260,7 @@ def run_load(options: RunOptions) -> RunSummary:
     Raises whatever failed; `describe_failure` turns it into a `JobFailure`.
     """
     from skyprep_source.client import SkyPrepClient
+    from skyprep_source.duckdb_destination import duckdb_destination
 
     started = time.monotonic()
     calls_before = SkyPrepClient.calls_in_process
@@ -287,7 +288,10 @@ def run_load(options: RunOptions) -> RunSummary:
         )
     pipeline_args: dict[str, Any] = {
         "pipeline_name": options.pipeline_name,
-        "destination": options.destination,
+        # the default, "duckdb", is DuckDB with its memory bounded (duckdb_destination)
+        "destination": duckdb_destination()
+        if options.destination == "duckdb"
+        else options.destination,
         "dataset_name": options.dataset_name,
     }
     if options.pipelines_dir:

@@ -64,7 +64,11 @@ def test_bench_quick_writes_every_key(results: dict[str, Any]) -> None:
         assert key in results, key
     for name in CONTENDERS:
         assert {"seconds", "rows", "rows_per_s", "peak_rss_mb"} <= results[name].keys(), name
-    assert {"calls", "rows_rewritten", "report_downloads"} <= results["incremental_noop"].keys()
+    noop = results["incremental_noop"]
+    assert {"calls", "calls_verify_paging", "rows_rewritten", "report_downloads"} <= noop.keys()
+    assert {"rows_rewritten", "append_only_tables", "rows_appended_to_history"} <= noop[
+        "all_resources"
+    ].keys()
     assert {"throttled_calls", "seconds", "floor_seconds"} <= results["rate_limited"].keys()
     assert all(isinstance(check["met"], bool) for check in results["targets"].values())
 
@@ -78,6 +82,16 @@ def test_bench_quick_figures_are_positive(results: dict[str, Any]) -> None:
         )
     assert results["calls_minimum"] > 0 and results["calls_full_sync"] > 0
     assert results["rate_limited"]["calls"] > 0
+
+
+def test_bench_quick_counts_history_appends_apart_from_rewrites(results: dict[str, Any]) -> None:
+    every_resource = results["incremental_noop"]["all_resources"]
+    assert "platform_counts" in every_resource["append_only_tables"]
+    assert every_resource["rows_appended_to_history"] == sum(
+        every_resource["rows_rewritten_by_table"].get(table, 0)
+        for table in every_resource["append_only_tables"]
+    )
+    assert every_resource["rows_rewritten"] == 0
 
 
 def test_bench_quick_ratios_follow_from_the_figures(results: dict[str, Any]) -> None:
