@@ -282,6 +282,7 @@ def run_source(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.source_page_size:
         kwargs["page_size"] = args.source_page_size
+    rows_before = _data_table_rows(db_path)
     started = time.perf_counter()
     source = skyprep(**kwargs)
     if args.resources:
@@ -335,6 +336,10 @@ def run_source(args: argparse.Namespace) -> dict[str, Any]:
     append_only = sorted(
         t for t in data_tables if schema_tables.get(t, {}).get("write_disposition") == "append"
     )
+    # an appended Arrow row carries no load id nor scd2 dates: the rows it added are the count
+    for table, total in _data_table_rows(db_path).items():
+        if table in append_only:
+            rows_in_this_load[table] = total - rows_before.get(table, 0)
     return {
         "seconds": seconds,
         "rows": current_rows,
@@ -348,6 +353,22 @@ def run_source(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # --- plumbing ---------------------------------------------------------------------------
+
+
+def _data_table_rows(db_path: Path) -> dict[str, int]:
+    """Rows of every data table of the dataset ({} before the first load)."""
+    if not db_path.exists():
+        return {}
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        tables = [
+            name
+            for (name,) in con.execute(
+                "select table_name from information_schema.tables where table_schema = ?",
+                [DATASET],
+            ).fetchall()
+            if not name.startswith("_dlt")
+        ]
+        return {table: _count(con, f"{DATASET}.{table}") for table in tables}
 
 
 def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
