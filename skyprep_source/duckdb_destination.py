@@ -14,8 +14,8 @@ import dlt
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 # Measured on the benchmark's 1,000,000-progress world on 2 cores (docs/benchmark.md): the
-# sync's peak RSS drops from ~880 MB to ~360 MB for a load about 10% slower (96MB: ~390 MB;
-# 128MB: ~400 MB). DuckDB's memory beyond the limit grows per thread, so the threads are
+# sync's peak RSS drops from ~870 MB to ~360 MB for a sync ~8% slower (96MB: ~390 MB;
+# 128MB: ~400 MB: too close to the 400 MB target). DuckDB's memory beyond the limit grows per thread, so the threads are
 # capped too: the bound then holds on a machine with more cores.
 DUCKDB_SETTINGS: dict[str, Any] = {
     "memory_limit": "64MB",
