@@ -232,7 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     database = Path.cwd() / DUCKDB_FILE
     fresh_database(database)
-    world = World.generate(seed=args.seed, scale=args.scale)
+    # the world starts today (midnight UTC): the marts' as-of time is the real load time, so
+    # a world dated in the past would show every deadline since then as overdue
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    world = World.generate(seed=args.seed, scale=args.scale, start=today)
     # the pipeline's local state lives in a throwaway directory: nothing leaks between demos
     with (
         tempfile.TemporaryDirectory(prefix="skyprep-demo-") as state_dir,

@@ -125,11 +125,20 @@ class World:
 
     # ----------------------------------------------------------------- building
     @classmethod
-    def generate(cls, seed: int = 7, scale: str | Scale = "tiny") -> World:
-        """A deterministic world: the same (seed, scale) always gives the same bytes."""
+    def generate(
+        cls, seed: int = 7, scale: str | Scale = "tiny", start: datetime = DEFAULT_START
+    ) -> World:
+        """A deterministic world: the same (seed, scale, start) always gives the same bytes.
+
+        `start` is the world's clock when it is made; every generated date is relative to it.
+        The demo starts the world today, so marts computed at the real load time (the as-of
+        time) see deadlines and expirations as the world's learners do.
+        """
         from skyprep_sandbox.generator import populate
 
-        world = cls(DEFAULT_START, seed=seed)
+        if start.tzinfo is None:
+            raise ValueError("start must be timezone-aware (UTC)")
+        world = cls(start, seed=seed)
         world.scale = resolve_scale(scale)
         populate(world, world.scale)
         return world

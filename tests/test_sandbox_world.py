@@ -44,6 +44,29 @@ def test_world_starts_at_the_fixed_clock(tiny_world: World) -> None:
     assert tiny_world.now == datetime(2026, 11, 1, tzinfo=timezone.utc)
 
 
+def test_a_world_started_later_dates_its_records_relative_to_its_start() -> None:
+    start = datetime(2031, 3, 9, tzinfo=timezone.utc)
+    shifted = World.generate(seed=7, scale="tiny", start=start)
+    default = World.generate(seed=7, scale="tiny")
+    assert shifted.now == start
+    assert World.generate(seed=7, scale="tiny", start=start).records("get_users") == (
+        shifted.records("get_users")
+    )
+    shift = start - default.now
+    for moved, original in zip(
+        shifted.records("get_course_progresses"),
+        default.records("get_course_progresses"),
+        strict=True,
+    ):
+        moved_by = parse_any(moved["created_at"]) - parse_any(original["created_at"])
+        assert moved_by == shift.total_seconds()
+
+
+def test_a_naive_start_is_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        World.generate(seed=7, scale="tiny", start=datetime(2031, 3, 9))
+
+
 def test_tiny_scale_has_about_thirty_users_and_five_courses(tiny_world: World) -> None:
     assert len(tiny_world.records("get_users")) == 30
     assert len(tiny_world.records("get_courses")) == 5
