@@ -274,18 +274,6 @@ def run_load(options: RunOptions) -> RunSummary:
                 f"{', '.join(source.resources.keys())}",
             )
         source = source.with_resources(*options.resources)
-    plan = plan_load(options)
-    if options.plan_only:
-        return RunSummary(
-            pipeline_name=options.pipeline_name,
-            destination=str(options.destination),
-            dataset_name=options.dataset_name,
-            rows={},
-            seconds=time.monotonic() - started,
-            load_ids=[],
-            plan=plan,
-            plan_only=True,
-        )
     pipeline_args: dict[str, Any] = {
         "pipeline_name": options.pipeline_name,
         # the default, "duckdb", is DuckDB with its memory bounded (duckdb_destination)
@@ -298,7 +286,25 @@ def run_load(options: RunOptions) -> RunSummary:
         pipeline_args["pipelines_dir"] = options.pipelines_dir
     if options.progress is not None:
         pipeline_args["progress"] = ProgressLines(options.progress, options.progress_period_s)
-    pipeline = dlt.pipeline(**pipeline_args)
+    # a dry run (--plan) creates nothing: it reads an existing pipeline only
+    pipeline = (
+        dlt.pipeline(**pipeline_args)
+        if not options.plan_only or _pipeline_exists(options)
+        else None
+    )
+    plan = plan_load(options, pipeline, source.name)
+    if options.plan_only:
+        return RunSummary(
+            pipeline_name=options.pipeline_name,
+            destination=str(options.destination),
+            dataset_name=options.dataset_name,
+            rows={},
+            seconds=time.monotonic() - started,
+            load_ids=[],
+            plan=plan,
+            plan_only=True,
+        )
+    assert pipeline is not None
     # a subset must not drop the tables of resources it does not reload
     refresh = None
     if options.full_refresh:
@@ -325,12 +331,21 @@ def run_load(options: RunOptions) -> RunSummary:
     return summary
 
 
-def plan_load(options: RunOptions) -> Any:
+def plan_load(options: RunOptions, pipeline: Any = None, source_name: str = "skyprep") -> Any:
     """The run's call plan (skyprep_source.plan), printed to the progress stream; a plan
-    above `options.max_calls` fails here, before the first data call."""
-    from skyprep_source.plan import CallPlanExceeded, plan_run
+    above `options.max_calls` fails here, before the first data call.
 
-    plan = plan_run(resolve_source_config(options.source_options), options.resources)
+    When `pipeline` has loaded before, the plan is priced from what its destination and
+    state already know (rows per list, progresses per course, which lists re-check page 1);
+    if they cannot be read, from the counts it asks for (the first run's estimate)."""
+    from skyprep_source.plan import CallPlanExceeded, KnownFacts, known_facts, plan_run
+
+    config = resolve_source_config(options.source_options)
+    facts = KnownFacts()
+    if pipeline is not None:
+        # a full refresh drops the resources' state: the run pays as a first run does
+        facts = known_facts(pipeline, source_name, config, with_states=not options.full_refresh)
+    plan = plan_run(config, options.resources, **facts.as_kwargs())
     if options.progress is not None:
         for line in str(plan).splitlines():
             print(f"[skyprep] {line}", file=options.progress, flush=True)
@@ -340,6 +355,16 @@ def plan_load(options: RunOptions) -> Any:
         except CallPlanExceeded as exceeded:
             raise JobFailure(ExitCode.CONFIG, str(exceeded)) from exceeded
     return plan
+
+
+def _pipeline_exists(options: RunOptions) -> bool:
+    """Whether the pipeline's working directory exists (it has run here before)."""
+    import os
+
+    from dlt.common.pipeline import get_dlt_pipelines_dir
+
+    pipelines_dir = options.pipelines_dir or get_dlt_pipelines_dir()
+    return os.path.isdir(os.path.join(pipelines_dir, options.pipeline_name))
 
 
 def loaded_rows(pipeline: Any) -> dict[str, int]:

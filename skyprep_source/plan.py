@@ -13,7 +13,12 @@ hours. `plan_run` estimates each resource's calls from a few cheap facts, asked 
   async reports asked for.
 
 Lists whose size nothing tells (learning paths, materials, payments, ...) are assumed to fit
-one page unless `known_counts` (rows per resource from an earlier run) says otherwise.
+one page unless `known_counts` (rows per resource from an earlier run) says otherwise; each
+course's progress list likewise, unless `course_progress_counts` (rows per course) says more.
+`resource_states` (the resources' dlt state after an earlier run) adds what a later run does
+differently: the re-read of page 1 after each multi-page snapshot list (`verify_paging`) and
+the timeslot window since the last run. The job reads all three from the destination and the
+pipeline's state when the pipeline has loaded before (`known_facts`).
 
     plan = plan_run({"api_key": ..., "acct_key": ..., "base_url": ...})
     print(plan)                       # calls per resource, total, time at the budget
@@ -22,11 +27,14 @@ one page unless `known_counts` (rows per resource from an earlier run) says othe
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
+
+from sqlglot import exp
 
 from skyprep_source.account_resources import (
     PER_USER_RESOURCES,
@@ -38,6 +46,8 @@ from skyprep_source.client import RateBudget, RetryPolicy, SkyPrepClient, key_of
 from skyprep_source.endpoints import ENDPOINTS, SNAPSHOT_RESOURCES
 from skyprep_source.errors import SkyPrepError
 from skyprep_source.schemas import PLATFORM_COUNT_TYPES
+
+logger = logging.getLogger(__name__)
 
 # polls an async report is assumed to need (the first answer is usually "pending")
 ASYNC_REPORT_POLLS = 2
@@ -146,6 +156,8 @@ def plan_run(
     resources: Iterable[str] | None = None,
     *,
     known_counts: Mapping[str, int] | None = None,
+    course_progress_counts: Mapping[Any, int] | None = None,
+    resource_states: Mapping[str, Mapping[str, Any]] | None = None,
     client: SkyPrepClient | None = None,
     now: datetime | None = None,
 ) -> CallPlan:
@@ -158,9 +170,15 @@ def plan_run(
         resources: the resources the run selects (default: every resource the configuration
             creates).
         known_counts: rows per resource known from an earlier run; they replace probes and
-            the one-page assumption.
+            the one-page assumption (`payments`: the rows the run's window will re-read).
+        course_progress_counts: `course_progresses` rows per course id from an earlier run:
+            each course's list is priced from its own count (a course not in it: one page).
+        resource_states: each resource's dlt state after an earlier run: a snapshot that
+            loaded before re-reads page 1 after each multi-page list (`verify_paging`), and
+            the timeslot window starts from the last run's date.
         client: the client to ask (default: one built from the configuration).
-        now: the run's time (tests); the timeslot window is computed for a first run.
+        now: the run's time (tests); the timeslot window is computed from it (and from the
+            last run's date in `resource_states`).
     """
     config = _Config(source_or_config)
     known = dict(known_counts or {})
@@ -196,6 +214,8 @@ def plan_run(
                 f"unknown resource(s) {', '.join(unknown)}; choose from {', '.join(available)}"
             )
         planner = _Planner(client, config, known, page_size, now)
+        planner.per_course = {str(k): int(v) for k, v in (course_progress_counts or {}).items()}
+        planner.states = dict(resource_states or {})
         costs = planner.costs(selected)
     finally:
         if own_client:
@@ -235,6 +255,106 @@ def available_resources(config: Any) -> list[str]:
     if config.get("async_reports"):
         names.append("async_reports")
     return names
+
+
+@dataclass
+class KnownFacts:
+    """What earlier runs already know, as `plan_run`'s keyword arguments."""
+
+    known_counts: dict[str, int] = field(default_factory=dict)
+    course_progress_counts: dict[Any, int] = field(default_factory=dict)
+    resource_states: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {
+            "known_counts": self.known_counts,
+            "course_progress_counts": self.course_progress_counts,
+            "resource_states": self.resource_states,
+        }
+
+
+# tables whose current rows price a list (the get_data counts and the timeslot window are
+# asked afresh: cheap, and they see what changed since)
+_COUNTED_TABLES = (
+    *(name for name in SNAPSHOT_RESOURCES if name not in ("users", "courses", "user_groups")),
+    "payments",
+    "course_progresses",
+)
+
+
+def known_facts(
+    pipeline: Any,
+    source_name: str,
+    config: Any,
+    *,
+    with_states: bool = True,
+    now: datetime | None = None,
+) -> KnownFacts:
+    """What the destination and the pipeline's state know from earlier runs of `pipeline`:
+    current rows per list table (scd2: `_dlt_valid_to` null; `payments`: those inside this
+    run's window), `course_progresses` rows per course, and the resources' state (unless
+    `with_states` is False: a full refresh starts them over). One query per table, only tables
+    that were loaded; nothing when the pipeline never loaded; on any failure nothing (a debug
+    log), and the plan falls back to its first-run estimate."""
+    try:
+        return _known_facts(pipeline, source_name, _Config(config), with_states, now)
+    except Exception as failure:
+        logger.debug("call plan: earlier runs' counts unavailable (%r)", failure, exc_info=True)
+        return KnownFacts()
+
+
+def _known_facts(
+    pipeline: Any, source_name: str, config: _Config, with_states: bool, now: datetime | None
+) -> KnownFacts:
+    if pipeline.first_run or not pipeline.default_schema_name:
+        return KnownFacts()
+    schema = pipeline.default_schema
+    loaded = set(schema.data_table_names(seen_data_only=True))
+    source_state = pipeline.state.get("sources", {}).get(source_name, {})
+    states: dict[str, Mapping[str, Any]] = dict(source_state.get("resources", {}))
+    facts = KnownFacts(resource_states=states if with_states else {})
+    dialect = str(pipeline.destination.capabilities().sqlglot_dialect or "duckdb")
+    with pipeline.sql_client() as client:
+        for table in _COUNTED_TABLES:
+            if table not in loaded:
+                continue
+            columns = schema.get_table_columns(table)
+            conditions = [
+                exp.column(name).is_(exp.null()).sql(dialect=dialect)
+                for name, column in columns.items()
+                if column.get("x-valid-to")
+            ]
+            if table == "payments" and with_states:
+                cutoff = _payments_cutoff(states.get(table) or {}, config, now)
+                if cutoff is not None and "created_at" in columns:
+                    text = exp.Literal.string(cutoff.isoformat(sep=" "))
+                    bound = exp.cast(text, exp.DataType.build("timestamptz"))
+                    since = exp.GTE(this=exp.column("created_at"), expression=bound)
+                    conditions.append(since.sql(dialect=dialect))
+            where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+            name = client.make_qualified_table_name(table)
+            if table == "course_progresses":
+                rows = client.execute_sql(
+                    f"SELECT course_id, COUNT(*) FROM {name}{where} GROUP BY course_id"
+                )
+                per_course = {key: int(n) for key, n in rows or () if key is not None}
+                facts.course_progress_counts = per_course
+                facts.known_counts[table] = sum(per_course.values())
+            else:
+                rows = client.execute_sql(f"SELECT COUNT(*) FROM {name}{where}")
+                facts.known_counts[table] = int(rows[0][0]) if rows else 0
+    return facts
+
+
+def _payments_cutoff(state: Mapping[str, Any], config: _Config, now: datetime | None) -> Any:
+    """The oldest `created_at` the run's payments window re-reads (None: all of them)."""
+    from skyprep_source.source import payments_window_days
+
+    now = now or datetime.now(timezone.utc)
+    days = payments_window_days(
+        state.get("last_created_at"), int(config.get("payments_lookback_days")), now
+    )
+    return None if days is None else now - timedelta(days=days)
 
 
 # ---- internals ---------------------------------------------------------------------------
@@ -288,6 +408,25 @@ class _Planner:
         self.options = _read_api_options(config)
         self.notes: list[str] = []
         self._counts: dict[str, int] = {}
+        self.per_course: dict[str, int] = {}  # course_progresses rows per course id (as text)
+        self.states: dict[str, Mapping[str, Any]] = {}  # resource -> its state after a run
+
+    def rechecked(self, name: str) -> bool:
+        """Whether the run re-reads page 1 after each multi-page list of `name` (the source's
+        `verify_paging`, from a snapshot's second run on: source.snapshot_loaded_before)."""
+        state = self.states.get(name) or {}
+        return (
+            name in _RECHECKED
+            and bool(self.config.get("verify_paging"))
+            and bool(state.get("snapshot_loaded"))
+        )
+
+    def paged_calls(self, name: str, rows: int) -> tuple[int, str]:
+        """Calls to read one list of `name` with `rows` rows, re-check included."""
+        calls = list_calls(rows, self.page_size)
+        if calls > 1 and self.rechecked(name):
+            return calls + 1, " + 1 re-check of page 1"
+        return calls, ""
 
     # -- facts ------------------------------------------------------------------------------
 
@@ -306,8 +445,9 @@ class _Planner:
                 self.notes.append(f"get_data {_DATA_TYPES[name]} answered {data!r}: counted 0")
                 value = 0
         elif name == "instructor_led_training_timeslots":
+            last_run = (self.states.get(name) or {}).get("last_run_date")
             start, end = timeslot_window(
-                None,
+                last_run,
                 self.options.timeslots_lookback_days,
                 self.options.timeslots_horizon_days,
                 self.now.date(),
@@ -325,7 +465,8 @@ class _Planner:
         """A list resource: its pages, from its row count when one is known or cheap."""
         if name in self.known or name in _DATA_TYPES or name in _PROBED:
             rows = self.count(name)
-            return ResourceCost(name, list_calls(rows, self.page_size), f"{rows} rows{why}")
+            calls, recheck = self.paged_calls(name, rows)
+            return ResourceCost(name, calls, f"{rows} rows{why}{recheck}")
         return ResourceCost(name, 1, "assumed one page (size unknown before a first run)")
 
     # -- prices -----------------------------------------------------------------------------
@@ -412,7 +553,21 @@ class _Planner:
         if self._progress_mode() == "account_wide" and listed is None:
             return self.list_cost(name, " account-wide")
         courses = len(set(listed)) if listed is not None else self.count("courses")
-        if name in self.known and self.count("courses"):
+        if self.per_course:
+            # each course's own list: floor(n / page_size) + 1 pages (+ its re-check); a course
+            # not seen before (or with no progresses) costs one page
+            if listed is not None:
+                known = [self.per_course[str(c)] for c in set(listed) if str(c) in self.per_course]
+            else:
+                known = list(self.per_course.values())
+            unseen = max(courses - len(known), 0)
+            paged = [self.paged_calls(name, rows)[0] for rows in known]
+            rechecks = sum(1 for rows in known if self.paged_calls(name, rows)[1])
+            calls = sum(paged) + unseen
+            basis = f"1 list per course × {courses}, {sum(known)} rows known in {len(known)}"
+            if rechecks:
+                basis += f" (+ {rechecks} re-checks of page 1)"
+        elif name in self.known and self.count("courses"):
             per_course = self.known[name] / max(self.count("courses"), 1)
             calls = courses * list_calls(math.ceil(per_course), self.page_size)
             basis = f"lists of ~{per_course:.0f} rows × {courses} courses"
@@ -424,7 +579,7 @@ class _Planner:
             if users >= self.page_size:
                 self.notes.append(
                     "course_progresses assumes each course's progresses fit one page; pass "
-                    "known_counts from an earlier run for a closer estimate"
+                    "course_progress_counts from an earlier run for a closer estimate"
                 )
         return ResourceCost(name, calls, basis)
 
@@ -458,6 +613,8 @@ _DATA_TYPES: dict[str, str] = {
 _PROBED = frozenset(
     {"skills", "competencies", "saved_advanced_reports", "instructor_led_training_timeslots"}
 )
+# the lists the source reads with `verify_stable` (snapshot_resource, course_progresses)
+_RECHECKED = frozenset({*SNAPSHOT_RESOURCES, "course_progresses"})
 _LISTS = frozenset({*SNAPSHOT_RESOURCES, "payments", "instructor_led_training_timeslots"})
 
 

@@ -1,0 +1,132 @@
+"""The call plan of a later run: priced from what the destination and the pipeline's state
+already know (rows per list, progresses per course, the re-check of multi-page lists)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import dlt
+import pytest
+
+from skyprep_sandbox import Sandbox
+from skyprep_source.job import RunOptions, run_load
+from skyprep_source.plan import KnownFacts, known_facts, plan_run
+
+PAGE_SIZE = 5  # the tiny world's courses hold ~16 progresses each: several pages per course
+
+
+@pytest.fixture(autouse=True)
+def _stamp_load_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
+
+
+def offline_config(**options: Any) -> dict[str, Any]:
+    # an address nobody answers: any call would fail the test
+    return {"api_key": "k", "acct_key": "a.skyprepapp.com", "base_url": "http://127.0.0.1:9/x"} | (
+        options
+    )
+
+
+def test_a_later_runs_plan_is_within_ten_percent_of_its_calls(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = {
+        "api_key": sandbox.api_key,
+        "acct_key": sandbox.acct_key,
+        "base_url": sandbox.base_url,
+        "requests_per_minute": None,
+        "request_timeout": 5.0,
+        "page_size": PAGE_SIZE,
+    }
+    options = RunOptions(
+        destination=dlt.destinations.duckdb(str(tmp_path / "skyprep.duckdb")),
+        pipelines_dir=str(tmp_path / "pipelines"),
+        source_options=config,
+        build_models=False,
+    )
+    first = run_load(options)
+    assert first.plan.planning_calls > 0
+    sandbox.reset_stats()
+    second = run_load(options)
+    plan = second.plan
+    actual = int(sandbox.stats()["calls_total"]) - plan.planning_calls
+    assert abs(plan.total_calls - actual) <= 0.1 * actual, (plan.total_calls, actual, str(plan))
+    costs = {cost.resource: cost for cost in plan.costs}
+    # every course's progress list took several pages, and is re-checked once after them
+    assert "re-checks of page 1" in costs["course_progresses"].basis
+    assert costs["course_progresses"].calls == sandbox.stats()["calls"]["get_course_progresses"]
+    # without what the first run learned, the plan of the same run is much further off
+    blind = plan_run(config).total_calls
+    assert abs(blind - actual) > 0.2 * actual, (blind, actual)
+    assert abs(blind - actual) > 3 * abs(plan.total_calls - actual), (blind, plan.total_calls)
+    # a dry run (`skyprep run --plan`) reads the same facts: only the counts it asks afresh
+    sandbox.reset_stats()
+    dry = run_load(replace(options, plan_only=True))
+    assert dry.plan.total_calls == plan.total_calls
+    assert set(sandbox.stats()["calls"]) <= {"get_data", "get_instructor_led_training_timeslots"}
+
+
+def test_progress_lists_are_priced_per_course_with_their_re_check() -> None:
+    known = {"courses": 5, "users": 100}
+    per_course = {1: 25, 2: 9, 3: 10}  # 3, 1 and 2 pages; courses 4 and 5 unseen: 1 page each
+    first = plan_run(
+        offline_config(page_size=10),
+        ["course_progresses"],
+        known_counts=known,
+        course_progress_counts=per_course,
+    )
+    progresses = next(c for c in first.costs if c.resource == "course_progresses")
+    assert progresses.calls == 3 + 1 + 2 + 2
+    states = {"course_progresses": {"snapshot_loaded": True}, "courses": {"snapshot_loaded": True}}
+    later = plan_run(
+        offline_config(page_size=10),
+        ["course_progresses"],
+        known_counts=known,
+        course_progress_counts=per_course,
+        resource_states=states,
+    )
+    progresses = next(c for c in later.costs if c.resource == "course_progresses")
+    assert progresses.calls == 3 + 1 + 2 + 2 + 2  # the two multi-page lists re-checked
+    unverified = plan_run(
+        offline_config(page_size=10, verify_paging=False),
+        ["course_progresses"],
+        known_counts=known,
+        course_progress_counts=per_course,
+        resource_states=states,
+    )
+    assert next(c for c in unverified.costs if c.resource == "course_progresses").calls == 8
+    listed = plan_run(
+        offline_config(page_size=10, course_ids=[1, 2, 7]),
+        ["course_progresses"],
+        known_counts=known,
+        course_progress_counts=per_course,
+    )
+    assert next(c for c in listed.costs if c.resource == "course_progresses").calls == 3 + 1 + 1
+
+
+def test_a_snapshot_list_that_loaded_before_pays_its_re_check() -> None:
+    states = {"materials": {"snapshot_loaded": True}}
+    plan = plan_run(
+        offline_config(page_size=10),
+        ["materials", "payments"],
+        known_counts={"materials": 25, "payments": 25},
+        resource_states={**states, "payments": {"snapshot_loaded": True}},
+    )
+    calls = {c.resource: c.calls for c in plan.costs}
+    assert calls["materials"] == 3 + 1
+    assert calls["payments"] == 3  # payments are never re-checked (not a snapshot)
+
+
+def test_unreadable_earlier_runs_fall_back_to_the_first_run_estimate() -> None:
+    class Broken:
+        first_run = False
+        default_schema_name = "skyprep"
+
+        @property
+        def default_schema(self) -> Any:
+            raise RuntimeError("no destination")
+
+    assert known_facts(Broken(), "skyprep", offline_config()) == KnownFacts()
