@@ -77,6 +77,32 @@ def route(name: str, *, mutating: bool = False) -> Callable[[Handler], Handler]:
     return register
 
 
+# Routes that list a whole table of the world, with no parameters of their own.
+WHOLE_TABLE_ROUTES: dict[str, str] = {
+    "get_users": "users",
+    "get_courses": "courses",
+    "get_skills": "skills",
+    "get_competencies": "competencies",
+    "get_user_groups": "user_groups",
+    "get_learning_paths": "learning_paths",
+    "get_instructor_led_trainings": "ilts",
+    "get_materials": "materials",
+    "get_user_roles": "user_roles",
+    "get_datasets": "datasets",
+}
+
+
+def _whole_table(table: str) -> Handler:
+    def handler(world: World, params: dict[str, str], ctx: RouteContext) -> ListAnswer:
+        return ListAnswer(getattr(world, table).serialized())
+
+    return handler
+
+
+for _route_name, _table in WHOLE_TABLE_ROUTES.items():
+    route(_route_name)(_whole_table(_table))
+
+
 def json_answer(value: Any) -> Answer:
     """A JSON answer of any value."""
     return Answer(orjson.dumps(value))
@@ -143,16 +169,6 @@ def test_connection(world: World, params: dict[str, str], ctx: RouteContext) -> 
     return Answer(SUCCESS)
 
 
-@route("get_users")
-def get_users(world: World, params: dict[str, str], ctx: RouteContext) -> ListAnswer:
-    return ListAnswer(world.users.serialized())
-
-
-@route("get_courses")
-def get_courses(world: World, params: dict[str, str], ctx: RouteContext) -> ListAnswer:
-    return ListAnswer(world.courses.serialized())
-
-
 @route("get_course_progresses")
 def get_course_progresses(world: World, params: dict[str, str], ctx: RouteContext) -> ListAnswer:
     """Progresses of one course, or account-wide (a switch), filtered by `status` and `user_status`."""
@@ -212,33 +228,6 @@ def get_payments(world: World, params: dict[str, str], ctx: RouteContext) -> Lis
     return ListAnswer(items)
 
 
-@route("get_skills")
-def get_skills(world: World, params: dict[str, str], ctx: RouteContext) -> ListAnswer:
-    return ListAnswer(world.skills.serialized())
-
-
-@route("get_competencies")
-def get_competencies(world: World, params: dict[str, str], ctx: RouteContext) -> ListAnswer:
-    return ListAnswer(world.competencies.serialized())
-
-
-@route("get_user_groups")
-def get_user_groups(world: World, params: dict[str, str], ctx: RouteContext) -> ListAnswer:
-    return ListAnswer(world.user_groups.serialized())
-
-
-@route("get_learning_paths")
-def get_learning_paths(world: World, params: dict[str, str], ctx: RouteContext) -> ListAnswer:
-    return ListAnswer(world.learning_paths.serialized())
-
-
-@route("get_instructor_led_trainings")
-def get_instructor_led_trainings(
-    world: World, params: dict[str, str], ctx: RouteContext
-) -> ListAnswer:
-    return ListAnswer(world.ilts.serialized())
-
-
 @route("get_instructor_led_training_timeslots")
 def get_instructor_led_training_timeslots(
     world: World, params: dict[str, str], ctx: RouteContext
@@ -277,11 +266,6 @@ def get_timeslot_registrations(
     )
 
 
-@route("get_materials")
-def get_materials(world: World, params: dict[str, str], ctx: RouteContext) -> ListAnswer:
-    return ListAnswer(world.materials.serialized())
-
-
 @route("get_power_users")
 def get_power_users(world: World, params: dict[str, str], ctx: RouteContext) -> ListAnswer:
     """Users with a role and datasets, as `role: power_user` with `permissions`."""
@@ -300,16 +284,6 @@ def get_power_users(world: World, params: dict[str, str], ctx: RouteContext) -> 
         }
         items.append(orjson.dumps(user))
     return ListAnswer(items)
-
-
-@route("get_user_roles")
-def get_user_roles(world: World, params: dict[str, str], ctx: RouteContext) -> ListAnswer:
-    return ListAnswer(world.user_roles.serialized())
-
-
-@route("get_datasets")
-def get_datasets(world: World, params: dict[str, str], ctx: RouteContext) -> ListAnswer:
-    return ListAnswer(world.datasets.serialized())
 
 
 @route("get_saved_advanced_reports")
