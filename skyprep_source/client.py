@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import orjson
 import requests
@@ -268,7 +268,7 @@ class KeyOf:
     def __call__(self, row: Mapping[str, Any]) -> Any:
         values = tuple(row.get(name) for name in self.fields)
         if None in values:
-            return orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
+            return orjson.dumps(row, option=orjson.OPT_SORT_KEYS, default=str)
         return str(values[0]) if len(values) == 1 else tuple(map(str, values))
 
     def many(self, rows: list[dict[str, Any]]) -> list[Any]:
@@ -284,6 +284,53 @@ class KeyOf:
 def key_of(*fields: str) -> KeyOf:
     """A row-identity function over `fields` of the raw JSON record (see `KeyOf`)."""
     return KeyOf(*fields)
+
+
+P = TypeVar("P")
+
+
+class PageFormat(Protocol[P]):
+    """What one page of a list route becomes, for `SkyPrepClient.pages(page_format=)`.
+
+    `decode` may read the raw body directly (a fast path); when it answers None the body is
+    parsed as JSON, checked to be an array, and `from_rows` turns the records into a page.
+    `len(page)` is its row count; `keys` and `take` let the pager drop rows it has seen.
+    """
+
+    def decode(self, body: bytes) -> P | None: ...
+
+    def from_rows(self, rows: list[dict[str, Any]]) -> P: ...
+
+    def keys(self, page: P, key: RowKey) -> list[Any]: ...
+
+    def take(self, page: P, positions: list[int]) -> P: ...
+
+
+class JsonRows:
+    """The default page format: the page's JSON records, as dicts."""
+
+    def decode(self, body: bytes) -> list[dict[str, Any]] | None:
+        return None
+
+    def from_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return rows
+
+    def keys(self, page: list[dict[str, Any]], key: RowKey) -> list[Any]:
+        many = getattr(key, "many", None)
+        return many(page) if many is not None else [key(row) for row in page]
+
+    def take(self, page: list[dict[str, Any]], positions: list[int]) -> list[dict[str, Any]]:
+        return [page[i] for i in positions]
+
+
+JSON_ROWS = JsonRows()
+
+
+@dataclass(frozen=True)
+class _Decoded(Generic[P]):
+    """A body a page format's fast path read (see `PageFormat.decode`)."""
+
+    page: P
 
 
 class SkyPrepClient:
@@ -371,11 +418,19 @@ class SkyPrepClient:
 
     def call_list(self, route: str, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Call a list route; the answer must be a JSON array."""
-        answer = self.call(route, params)
+        return self.call_page(route, params, JSON_ROWS)
+
+    def call_page(
+        self, route: str, params: Mapping[str, Any] | None, page_format: PageFormat[P]
+    ) -> P:
+        """Call a list route; its answer (a JSON array) as a page of `page_format`."""
+        answer = self._request(route, params, expect_json=True, decode=page_format.decode)
+        if isinstance(answer, _Decoded):
+            return answer.page
         if isinstance(answer, list):
-            return answer
+            return page_format.from_rows(answer)
         if isinstance(answer, dict) and not answer:
-            return []
+            return page_format.from_rows([])
         raise SkyPrepAPIError(
             f"SkyPrep {route} answered {self._describe_json(answer)} where a JSON array was "
             f"expected; if this is an authentication message, {CREDENTIALS_HINT}"
@@ -390,7 +445,8 @@ class SkyPrepClient:
         key: RowKey | None = None,
         *,
         verify_stable: bool = False,
-    ) -> Iterator[list[dict[str, Any]]]:
+        page_format: PageFormat[Any] = JSON_ROWS,
+    ) -> Iterator[Any]:
         """Yield the rows of a list route page by page, each row once.
 
         Works whether the server honours `page`/`per_page`, caps the page size, or ignores
@@ -400,16 +456,21 @@ class SkyPrepClient:
         spanned several pages is checked once more at its first page, and if that moved while
         we paged (records deleted ahead of us make later rows slide past us) the list is read
         again, yielding only rows not yet seen — the snapshot is never silently short.
+
+        Pages are lists of JSON records, or what `page_format` makes of each answer (typed
+        Arrow tables: `arrow_pages.ArrowPages`).
         """
         key = key or key_of("id")
         yielded: set[Any] = set()
         for _ in range(MAX_LIST_PASSES):
-            first_keys, several_pages = yield from self._read_list(route, params, key, yielded)
+            first_keys, several_pages = yield from self._read_list(
+                route, params, key, yielded, page_format
+            )
             if not several_pages or not verify_stable or not self.verify_paged_lists:
                 return
-            check = self.call_list(route, {**(params or {}), "page": 1, "per_page": self.page_size})
-            many = getattr(key, "many", None)
-            if (many(check) if many is not None else [key(row) for row in check]) == first_keys:
+            first_page = {**(params or {}), "page": 1, "per_page": self.page_size}
+            check = self.call_page(route, first_page, page_format)
+            if page_format.keys(check, key) == first_keys:
                 return
             logger.warning(
                 "SkyPrep %s changed while it was paged (its first page moved); reading it again "
@@ -427,62 +488,64 @@ class SkyPrepClient:
         params: Mapping[str, Any] | None,
         key: RowKey,
         yielded: set[Any],
-    ) -> Generator[list[dict[str, Any]], None, tuple[list[Any], bool]]:
+        page_format: PageFormat[P],
+    ) -> Generator[P, None, tuple[list[Any], bool]]:
         """One pass over a list; returns (keys of page 1, whether it took several pages)."""
         per_page = self.page_size
         knowledge = self.paging
         seen: set[Any] = set()  # this pass: tells a repeated page from new rows
         first_keys: list[Any] = []
 
-        def split(rows: list[dict[str, Any]], keys: list[Any]) -> tuple[bool, list[dict[str, Any]]]:
+        def split(rows: P, keys: list[Any]) -> tuple[bool, P]:
             """(any row new to this pass, the rows never yielded before)."""
             page_keys = set(keys)
-            if len(page_keys) == len(rows) and page_keys.isdisjoint(yielded):
+            if len(page_keys) == len(keys) and page_keys.isdisjoint(yielded):
                 # the usual page: all new, no drift; no per-row work
-                any_new = bool(rows)  # none yielded before, so none seen in this pass
+                any_new = bool(keys)  # none yielded before, so none seen in this pass
                 seen.update(page_keys)
                 yielded.update(page_keys)
                 return any_new, rows
             any_new = False
-            fresh = []
-            for row, row_key in zip(rows, keys, strict=True):
+            fresh: list[int] = []
+            for position, row_key in enumerate(keys):
                 if row_key not in seen:
                     seen.add(row_key)
                     any_new = True
                 if row_key not in yielded:
                     yielded.add(row_key)
-                    fresh.append(row)
-            return any_new, fresh
+                    fresh.append(position)
+            return any_new, page_format.take(rows, fresh)
 
-        def keys_of(rows: list[dict[str, Any]]) -> list[Any]:
-            many = getattr(key, "many", None)
-            return many(rows) if many is not None else [key(row) for row in rows]
+        def keys_of(rows: P) -> list[Any]:
+            return page_format.keys(rows, key)
 
-        def fetch(page: int) -> list[dict[str, Any]]:
-            return self.call_list(route, {**(params or {}), "page": page, "per_page": per_page})
+        def fetch(page: int) -> P:
+            page_params = {**(params or {}), "page": page, "per_page": per_page}
+            return self.call_page(route, page_params, page_format)
 
         page = 1
         while True:
             full = knowledge.page_caps.get(route, per_page)
             rows = fetch(page)
             keys = keys_of(rows)
+            size = len(keys)
             if page == 1:
                 first_keys = keys
             any_new, fresh = split(rows, keys)
-            if len(rows) > full:
-                if len(rows) > per_page:
-                    self._learn_paging_ignored(route, f"a page of {len(rows)} > {per_page} rows")
-                if fresh:
+            if size > full:
+                if size > per_page:
+                    self._learn_paging_ignored(route, f"a page of {size} > {per_page} rows")
+                if _has_rows(fresh):
                     yield fresh
                 return first_keys, False
-            if rows and not any_new:
+            if size and not any_new:
                 self._learn_paging_ignored(route, f"page {page} repeated rows already read")
                 return first_keys, False
-            if fresh:
+            if _has_rows(fresh):
                 yield fresh
             if knowledge.ignores_paging:
                 return first_keys, False
-            if len(rows) == full:
+            if size == full:
                 if full == per_page:
                     knowledge.honours_page_size = True
                 page += 1
@@ -491,31 +554,27 @@ class SkyPrepClient:
             known_size = (
                 knowledge.honours_page_size
                 or route in knowledge.page_caps
-                or len(rows) < knowledge.longest_whole_short_page
+                or size < knowledge.longest_whole_short_page
             )
-            if not rows or page > 1 or known_size:
+            if not size or page > 1 or known_size:
                 return first_keys, page > 1
             # a short first page may be a server cap below per_page: one call to confirm
             second = fetch(2)
-            any_new, fresh_second = split(second, keys_of(second))
-            if not second:
-                knowledge.longest_whole_short_page = max(
-                    knowledge.longest_whole_short_page, len(rows)
-                )
+            second_keys = keys_of(second)
+            any_new, fresh_second = split(second, second_keys)
+            if not second_keys:
+                knowledge.longest_whole_short_page = max(knowledge.longest_whole_short_page, size)
                 return first_keys, False
             if not any_new:
                 self._learn_paging_ignored(route, "page 2 repeated page 1")
                 return first_keys, False
-            knowledge.page_caps[route] = len(rows)
+            knowledge.page_caps[route] = size
             logger.warning(
-                "SkyPrep %s caps pages at %d rows (asked for %d); paging on",
-                route,
-                len(rows),
-                per_page,
+                "SkyPrep %s caps pages at %d rows (asked for %d); paging on", route, size, per_page
             )
-            if fresh_second:
+            if _has_rows(fresh_second):
                 yield fresh_second
-            if len(second) < len(rows):
+            if len(second_keys) < size:
                 return first_keys, True
             page = 3
 
@@ -528,7 +587,14 @@ class SkyPrepClient:
 
     # ---- the request loop ------------------------------------------------------------
 
-    def _request(self, route: str, params: Mapping[str, Any] | None, *, expect_json: bool) -> Any:
+    def _request(
+        self,
+        route: str,
+        params: Mapping[str, Any] | None,
+        *,
+        expect_json: bool,
+        decode: Callable[[bytes], Any] | None = None,
+    ) -> Any:
         ensure_read_route(route)
         url = f"{self.base_url}/{route}"
         form = {k: _form_value(v) for k, v in (params or {}).items() if v is not None}
@@ -556,7 +622,9 @@ class SkyPrepClient:
                     # Content-Length raises here, inside the try
                     body = response.raw.read(decode_content=True)
                     response.raw.release_conn()
-                return self._interpret(route, response, body, expect_json=expect_json)
+                return self._interpret(
+                    route, response, body, expect_json=expect_json, decode=decode
+                )
             except _RetryableResponse as problem:
                 last_problem = str(problem)
                 retry_after = problem.retry_after
@@ -588,7 +656,13 @@ class SkyPrepClient:
         )
 
     def _interpret(
-        self, route: str, response: requests.Response, body: bytes, *, expect_json: bool
+        self,
+        route: str,
+        response: requests.Response,
+        body: bytes,
+        *,
+        expect_json: bool,
+        decode: Callable[[bytes], Any] | None = None,
     ) -> Any:
         status = response.status_code
         if status in RETRYABLE_STATUS:
@@ -614,6 +688,10 @@ class SkyPrepClient:
             if not body:
                 raise SkyPrepTransportError("empty body")
             return body.decode("utf-8", errors="replace")
+        if decode is not None:
+            page = decode(body)
+            if page is not None:
+                return _Decoded(page)
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -646,6 +724,10 @@ def _form_value(value: Any) -> Any:
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         return ",".join(str(v) for v in value)
     return value
+
+
+def _has_rows(page: Any) -> bool:
+    return len(page) > 0
 
 
 def _short_text(body: bytes) -> str:

@@ -53,7 +53,7 @@ _FALSE = frozenset({"false", "f", "0", "no", "n"})
 
 
 # How each kind usually arrives on the wire: Arrow reads a whole page of these in one C++ pass.
-_WIRE_TYPES: dict[str, pa.DataType] = {
+WIRE_TYPES: dict[str, pa.DataType] = {
     "id": pa.int64(),
     "int": pa.int64(),
     "float": pa.float64(),
@@ -71,19 +71,31 @@ def records_to_table(records: Sequence[dict[str, Any]], schema: EntitySchema) ->
     """Build the Arrow table of one page: every known field typed (missing ones as nulls), then
     every extra field the API sent, typed from its JSON values."""
     wire = _read_wire_columns(records, schema)
-    columns: list[pa.Array] = []
-    fields: list[pa.Field] = []
+    known: dict[str, pa.Array] = {}
     for name, kind in schema.fields.items():
         if name in wire:
-            columns.append(_finish_wire_column(wire[name], kind, name))
+            known[name] = finish_wire_column(wire[name], kind, name)
         else:
             values = [record.get(name) for record in records]
-            columns.append(convert_column(values, kind, name))
-        fields.append(schema.arrow_field(name))
-    extra_names = sorted(set().union(*records) - schema.fields.keys()) if records else []
-    for name in extra_names:
-        values = [record.get(name) for record in records]
-        array, kind = infer_column(values, name)
+            known[name] = convert_column(values, kind, name)
+    extra_names = set().union(*records) - schema.fields.keys() if records else set()
+    extra = {
+        name: infer_column([record.get(name) for record in records], name) for name in extra_names
+    }
+    return table_of(known, schema, extra)
+
+
+def table_of(
+    known: dict[str, pa.Array],
+    schema: EntitySchema,
+    extra: dict[str, tuple[pa.Array, Kind]] | None = None,
+) -> pa.Table:
+    """The page's table from its typed columns: the schema's fields in order, then the extra
+    fields the API sent, by name (`infer_column`'s arrays and kinds)."""
+    columns = [known[name] for name in schema.fields]
+    fields = [schema.arrow_field(name) for name in schema.fields]
+    for name in sorted(extra or ()):
+        array, kind = (extra or {})[name]
         columns.append(array)
         metadata = JSON_FIELD_METADATA if kind == "json" else None
         fields.append(pa.field(name, array.type, metadata=metadata))
@@ -97,25 +109,25 @@ def _read_wire_columns(
     names = [
         name
         for name, kind in schema.fields.items()
-        if kind in _WIRE_TYPES and (schema.name, name) not in _ODD_FIELDS
+        if kind in WIRE_TYPES and (schema.name, name) not in _ODD_FIELDS
     ]
     if not records or not names:
         return {}
-    struct_type = pa.struct([pa.field(n, _WIRE_TYPES[schema.fields[n]]) for n in names])
+    struct_type = pa.struct([pa.field(n, WIRE_TYPES[schema.fields[n]]) for n in names])
     try:
         struct = pa.array(records, type=struct_type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         # find the odd fields once; later pages skip straight to the per-value path for them
         for name in names:
             try:
-                pa.array([r.get(name) for r in records], _WIRE_TYPES[schema.fields[name]])
+                pa.array([r.get(name) for r in records], WIRE_TYPES[schema.fields[name]])
             except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
                 _ODD_FIELDS.add((schema.name, name))
         return _read_wire_columns(records, schema)
     return {name: struct.field(i) for i, name in enumerate(names)}
 
 
-def _finish_wire_column(array: pa.Array, kind: Kind, name: str) -> pa.Array:
+def finish_wire_column(array: pa.Array, kind: Kind, name: str) -> pa.Array:
     if kind == "timestamp":
         return parse_timestamps(array, name)
     if kind == "decimal":

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.extract.resource import DltResource
 
+from skyprep_source.arrow_pages import ArrowPages
 from skyprep_source.client import (
     DEFAULT_BASE_URL,
     RateBudget,
@@ -204,15 +205,24 @@ def page_to_table(records: Sequence[dict[str, Any]], endpoint: Endpoint) -> Any:
     return as_item(page_table(records, endpoint), endpoint)
 
 
-def snapshot_items(batches: Iterable[list[dict[str, Any]]], endpoint: Endpoint) -> Iterator[Any]:
-    """The items of one complete snapshot; an empty snapshot is one empty typed table, so dlt
-    still merges it and retires the records that are gone."""
+def hashed_batches(pages: Iterable[pa.Table], endpoint: Endpoint) -> Iterator[pa.Table]:
+    """Page tables joined into batches of about `BATCH_ROWS` rows, each with its `_row_hash`;
+    at least one table (an empty snapshot is one empty typed table, so dlt still merges it and
+    retires the records that are gone). Runs on the prefetch thread."""
     empty = True
-    for rows in batches:
+    for table in batched_tables(pages):
         empty = False
-        yield page_to_table(rows, endpoint)
+        yield add_row_hash(table, ROW_HASH)
     if empty:
-        yield page_to_table([], endpoint)
+        yield page_table([], endpoint)
+
+
+def snapshot_items(pages: Iterable[pa.Table], endpoint: Endpoint) -> Iterator[Any]:
+    """The items dlt receives for one complete snapshot read as page tables: the pages are
+    joined and hashed on a background thread while dlt writes the previous batch."""
+    for table in prefetched(hashed_batches(pages, endpoint)):
+        yield as_item(table, endpoint)
+    pa.default_memory_pool().release_unused()
 
 
 def _json_hints(endpoint: Endpoint) -> list[dict[str, Any]]:
@@ -247,11 +257,15 @@ def _ids(table: pa.Table, column: str = "id") -> list[int]:
 def snapshot_resource(client: SkyPrepClient, endpoint: Endpoint) -> DltResource:
     """A resource reading a whole list route each run (scd2 over a complete snapshot)."""
 
+    tables = ArrowPages(endpoint.schema)
+
     def read_snapshot() -> Iterator[Any]:
         key = key_of(*endpoint.primary_key)
         verify = snapshot_loaded_before()
-        pages = client.pages(endpoint.route, endpoint.params, key, verify_stable=verify)
-        yield from snapshot_items(prefetched(batched(pages)), endpoint)
+        pages = client.pages(
+            endpoint.route, endpoint.params, key, verify_stable=verify, page_format=tables
+        )
+        yield from snapshot_items(pages, endpoint)
 
     return dlt.resource(
         read_snapshot,
@@ -274,11 +288,14 @@ def course_progresses_resource(
     """
     endpoint = ENDPOINTS["course_progresses"]
     key = key_of(*endpoint.primary_key)
+    tables = ArrowPages(endpoint.schema)
 
-    def read_course(course_id: int, verify: bool) -> Iterator[list[dict[str, Any]]]:
+    def read_course(course_id: int, verify: bool) -> Iterator[pa.Table]:
         try:
             params = {"course_id": course_id}
-            yield from client.pages(endpoint.route, params, key, verify_stable=verify)
+            yield from client.pages(
+                endpoint.route, params, key, verify_stable=verify, page_format=tables
+            )
         except SkyPrepAPIError as error:
             if error.status != 404:
                 raise
@@ -292,7 +309,7 @@ def course_progresses_resource(
             verdict.append(snapshot_loaded_before())
         verify = verdict[0]
         if concurrency == 1:
-            pages: Iterable[list[dict[str, Any]]] = (
+            pages: Iterable[pa.Table] = (
                 page for course_id in ids for page in read_course(course_id, verify)
             )
         else:
@@ -303,7 +320,7 @@ def course_progresses_resource(
                 )
                 for page in course_pages
             )
-        yield from snapshot_items(prefetched(batched(pages)), endpoint)
+        yield from snapshot_items(pages, endpoint)
 
     hints: Any = {"name": endpoint.resource, "columns": _json_hints(endpoint)}
     if course_ids is not None:
@@ -320,8 +337,10 @@ def course_progresses_resource(
 
         def read_account() -> Iterator[Any]:
             verify = snapshot_loaded_before()
-            pages = client.pages(endpoint.route, endpoint.params, key, verify_stable=verify)
-            yield from snapshot_items(prefetched(batched(pages)), endpoint)
+            pages = client.pages(
+                endpoint.route, endpoint.params, key, verify_stable=verify, page_format=tables
+            )
+            yield from snapshot_items(pages, endpoint)
 
         return dlt.resource(read_account, write_disposition=disposition, **hints)
     if mode != "per_course":
@@ -379,6 +398,7 @@ def payments_resource(client: SkyPrepClient, lookback_days: int) -> DltResource:
     retires a payment merely outside the window (merge_key `id`: only re-read ids version)."""
     endpoint = ENDPOINTS["payments"]
     key = key_of(*endpoint.primary_key)
+    tables = ArrowPages(endpoint.schema)
 
     def read_payments() -> Iterator[Any]:
         state = dlt.current.resource_state()
@@ -388,8 +408,8 @@ def payments_resource(client: SkyPrepClient, lookback_days: int) -> DltResource:
         if days is not None:
             params["created_after_days_ago"] = days
         newest = datetime.fromisoformat(last_created_at) if last_created_at else None
-        for rows in prefetched(batched(client.pages(endpoint.route, params, key))):
-            table = page_table(rows, endpoint)
+        pages = client.pages(endpoint.route, params, key, page_format=tables)
+        for table in prefetched(add_row_hash(batch, ROW_HASH) for batch in batched_tables(pages)):
             page_newest = pc.max(table.column("created_at")).as_py()
             if page_newest is not None and (newest is None or page_newest > newest):
                 newest = page_newest
@@ -446,18 +466,30 @@ def saved_report_downloads_resource(
 # ---- batching and fan-out ------------------------------------------------------------------
 
 
-def batched(
-    pages: Iterable[list[dict[str, Any]]], min_rows: int = BATCH_ROWS
-) -> Iterator[list[dict[str, Any]]]:
-    """Join consecutive pages until they hold at least `min_rows` rows."""
-    batch: list[dict[str, Any]] = []
+def batched_tables(pages: Iterable[pa.Table], min_rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
+    """Join consecutive page tables until they hold at least `min_rows` rows."""
+    batch: list[pa.Table] = []
+    rows = 0
     for page in pages:
-        batch.extend(page)
-        if len(batch) >= min_rows:
-            yield batch
-            batch = []
+        batch.append(page)
+        rows += page.num_rows
+        if rows >= min_rows:
+            yield from _joined(batch)
+            batch, rows = [], 0
     if batch:
-        yield batch
+        yield from _joined(batch)
+
+
+def _joined(tables: list[pa.Table]) -> Iterator[pa.Table]:
+    if len(tables) == 1:
+        yield tables[0]
+        return
+    try:
+        yield pa.concat_tables(tables, promote_options="default")  # no copy: chunks
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # pages whose extra fields disagree (a number on one page, text on the next): each
+        # goes alone, and dlt's schema evolution decides, as for any two items
+        yield from tables
 
 
 _DONE = object()
