@@ -13,9 +13,10 @@ import logging
 import math
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 import dlt
@@ -41,6 +42,9 @@ DAY_SECONDS = 86_400
 # pages are joined up to this many rows before they become one Arrow table: dlt's and the
 # row hash's cost per item is paid per ~5,000 rows, memory stays a few pages
 BATCH_ROWS = 5_000
+# courses whose progresses are read at once (one parsed while the next is fetched; the calls
+# in flight stay the client's `concurrency`)
+READ_AHEAD_COURSES = 2
 # scd2 may retire any current row that is absent from a complete snapshot
 WHOLE_TABLE = "1 = 1"
 
@@ -308,18 +312,8 @@ def course_progresses_resource(
         if not verdict:  # here, not in workers: threads have no resource state
             verdict.append(snapshot_loaded_before())
         verify = verdict[0]
-        if concurrency == 1:
-            pages: Iterable[pa.Table] = (
-                page for course_id in ids for page in read_course(course_id, verify)
-            )
-        else:
-            pages = (
-                page
-                for course_pages in bounded_parallel_map(
-                    lambda cid: list(read_course(cid, verify)), ids, concurrency
-                )
-                for page in course_pages
-            )
+        courses = (partial(read_course, course_id, verify) for course_id in ids)
+        pages = read_ahead(courses, workers=max(READ_AHEAD_COURSES, concurrency))
         yield from snapshot_items(pages, endpoint)
 
     hints: Any = {"name": endpoint.resource, "columns": _json_hints(endpoint)}
@@ -495,64 +489,96 @@ def _joined(tables: list[pa.Table]) -> Iterator[pa.Table]:
 _DONE = object()
 
 
+def _produce(items: Iterable[Any], ready: queue.Queue[Any], stop: threading.Event) -> None:
+    """Put `items` into `ready`, then `_DONE` (or the error that ended them); give up as soon
+    as `stop` is set (the consumer went away)."""
+    try:
+        for item in items:
+            while not stop.is_set():
+                try:
+                    ready.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+        outcome: Any = _DONE
+    except BaseException as error:  # handed to the consumer, raised there
+        outcome = error
+    while not stop.is_set():
+        try:
+            ready.put(outcome, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+def _drain(ready: queue.Queue[Any]) -> Iterator[Any]:
+    while True:
+        item = ready.get()
+        if item is _DONE:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
 def prefetched(items: Iterable[T], depth: int = 1) -> Generator[T, None, None]:
     """`items`, produced on a background thread up to `depth` items ahead of the consumer.
 
-    The next pages are fetched and parsed while this batch becomes Arrow and is written by
-    dlt: the wait for the server overlaps our own work. Still one call in flight at a time
-    (the client's semaphore); the consumer keeps everything that touches dlt state.
+    The next pages are fetched and parsed while this batch is written by dlt: the wait for
+    the server overlaps our own work. Still one call in flight at a time (the client's
+    semaphore); the consumer keeps everything that touches dlt state.
     """
     ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        ready.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            outcome: Any = _DONE
-        except BaseException as error:  # handed to the consumer, raised there
-            outcome = error
-        while not stop.is_set():
-            try:
-                ready.put(outcome, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    worker = threading.Thread(target=produce, name="skyprep-prefetch", daemon=True)
+    worker = threading.Thread(
+        target=_produce, args=(items, ready, stop), name="skyprep-prefetch", daemon=True
+    )
     worker.start()
     try:
-        while True:
-            item = ready.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        yield from _drain(ready)
     finally:
         stop.set()
         worker.join(timeout=5)
 
 
-def bounded_parallel_map(fn: Callable[[int], T], items: Iterable[int], workers: int) -> Iterator[T]:
-    """`fn` over `items` on `workers` threads, results in input order, at most `2 * workers`
-    results held at once (memory stays bounded by a few courses, not the account)."""
-    pending: list[Future[T]] = []
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="skyprep") as pool:
-        try:
-            for item in items:
-                pending.append(pool.submit(fn, item))
-                if len(pending) >= 2 * workers:
-                    yield pending.pop(0).result()
-            while pending:
-                yield pending.pop(0).result()
-        finally:
-            for future in pending:
-                future.cancel()
+def read_ahead(
+    sources: Iterable[Callable[[], Iterable[T]]], workers: int, depth: int = 2
+) -> Generator[T, None, None]:
+    """The items of each source, source after source in order, with up to `workers` sources
+    produced at once on background threads, each up to `depth` items ahead of the consumer.
+
+    Course progresses are read course after course this way: while one course's pages are
+    parsed (Arrow's JSON reader runs outside the GIL), the next course's are being fetched,
+    so the wait for the server and the parsing overlap. Calls in flight stay bounded by the
+    client (its `concurrency`). Memory: at most `workers * (depth + 1)` items (pages, not
+    courses: a course with 100,000 learners streams like any other).
+    """
+    stop = threading.Event()
+    pending = iter(sources)
+    active: deque[tuple[queue.Queue[Any], threading.Thread]] = deque()
+
+    def start_next() -> None:
+        source = next(pending, None)
+        if source is None:
+            return
+        ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        worker = threading.Thread(
+            target=lambda: _produce(source(), ready, stop), name="skyprep-read", daemon=True
+        )
+        worker.start()
+        active.append((ready, worker))
+
+    try:
+        for _ in range(workers):
+            start_next()
+        while active:
+            ready, _worker = active[0]
+            yield from _drain(ready)
+            active.popleft()
+            start_next()
+    finally:
+        stop.set()
+        for _ready, worker in active:
+            worker.join(timeout=5)

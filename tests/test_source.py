@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -610,6 +611,79 @@ def test_prefetched_stops_its_producer_when_the_consumer_stops() -> None:
     settled = len(produced)
     time.sleep(0.3)
     assert len(produced) == settled <= 3  # the producer stopped one step ahead
+
+
+def test_read_ahead_yields_every_source_in_order() -> None:
+    from skyprep_source.source import read_ahead
+
+    sources = [lambda n=n: iter(range(n * 10, n * 10 + n)) for n in range(8)]
+    expected = [i for n in range(8) for i in range(n * 10, n * 10 + n)]
+    assert list(read_ahead(sources, workers=2, depth=1)) == expected
+    assert list(read_ahead(sources, workers=5, depth=3)) == expected
+    assert list(read_ahead([], workers=2)) == []
+
+
+def test_read_ahead_works_sources_at_once_and_stays_bounded() -> None:
+    from skyprep_source.source import read_ahead
+
+    running: list[int] = []
+    peak_running = [0]
+    produced = [0]
+    lock = threading.Lock()
+
+    def source(n: int) -> Iterator[int]:
+        with lock:
+            running.append(n)
+            peak_running[0] = max(peak_running[0], len(running))
+        try:
+            for i in range(20):
+                with lock:
+                    produced[0] += 1
+                time.sleep(0.002)
+                yield i
+        finally:
+            with lock:
+                running.remove(n)
+
+    consumer = read_ahead([lambda n=n: source(n) for n in range(6)], workers=2, depth=2)
+    assert next(consumer) == 0
+    time.sleep(0.3)  # the producers run ahead until their queues are full
+    assert peak_running[0] == 2  # the next source was read while the first was consumed
+    assert produced[0] <= 2 * (2 + 1) + 1  # a few items ahead, never whole sources
+    assert sum(1 for _ in consumer) == 6 * 20 - 1
+
+
+def test_read_ahead_raises_a_sources_error_in_its_place() -> None:
+    from skyprep_source.source import read_ahead
+
+    def failing() -> Iterator[int]:
+        yield 10
+        raise SkyPrepRequestFailed("get_course_progresses failed 3 times in a row")
+
+    consumer = read_ahead([lambda: iter([1, 2]), failing, lambda: iter([3])], workers=2)
+    assert [next(consumer) for _ in range(3)] == [1, 2, 10]
+    with pytest.raises(SkyPrepRequestFailed, match="get_course_progresses"):
+        next(consumer)
+
+
+def test_read_ahead_stops_its_producers_when_the_consumer_stops() -> None:
+    from skyprep_source.source import read_ahead
+
+    produced: list[int] = []
+
+    def endless() -> Iterator[int]:
+        n = 0
+        while True:
+            produced.append(n)
+            yield n
+            n += 1
+
+    consumer = read_ahead([endless, endless, endless], workers=2, depth=1)
+    assert next(consumer) == 0
+    consumer.close()
+    settled = len(produced)
+    time.sleep(0.3)
+    assert len(produced) == settled <= 6  # both producers stopped a step or two ahead
 
 
 def test_second_run_checks_multi_page_lists_once_unless_verify_paging_is_off(
