@@ -13,12 +13,13 @@ from typing import Any
 import dlt
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-# Measured on the benchmark's 1,000,000-progress world on 2 cores (docs/benchmark.md): the
-# sync's peak RSS drops from ~870 MB to ~360 MB for a sync ~8% slower (96MB: ~390 MB;
-# 128MB: ~400 MB: too close to the 400 MB target). DuckDB's memory beyond the limit grows per thread, so the threads are
-# capped too: the bound then holds on a machine with more cores.
+# Measured on the benchmark's 1,000,000-progress world on 2 cores (docs/source.md §4): the
+# sync's peak RSS is ~340-360 MB against ~840 MB unbounded; 64MB saves ~30 MB more but makes
+# the load step ~0.4 s slower (it spills more); 128MB peaks near 370-400 MB. DuckDB's memory
+# beyond the limit grows per thread, so the threads are capped too: the bound then holds on
+# a machine with more cores.
 DUCKDB_SETTINGS: dict[str, Any] = {
-    "memory_limit": "64MB",
+    "memory_limit": "96MB",
     "threads": 2,
     "preserve_insertion_order": False,
 }
