@@ -40,6 +40,10 @@ ACTIVITIES: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(r"/requests/|/urllib3/|http/client\.py|socket\.py|ssl\.py"),
     ),
     ("row hash (skyprep_source.row_hash)", re.compile(r"skyprep_source/row_hash")),
+    (
+        "page bytes -> Arrow (skyprep_source.arrow_pages)",
+        re.compile(r"skyprep_source/arrow_pages"),
+    ),
     ("records -> Arrow (skyprep_source.normalize)", re.compile(r"skyprep_source/normalize")),
     ("skyprep_source (other)", re.compile(r"skyprep_source/")),
     ("duckdb", re.compile(r"duckdb")),
