@@ -45,6 +45,8 @@ from skyprep_source.models import DEFAULT_ANALYTICS_DATASET as ANALYTICS_DATASET
 # The defaults are DESIGN.md's: pipeline `skyprep`, dataset `skyprep_data`, models in
 # `skyprep_analytics`; with destination "duckdb" dlt names the file after the pipeline
 # (./skyprep.duckdb), so one pipeline name per account keeps accounts apart.
+# dlt's setting that deletes a load package's data files once loaded (see keep_no_loaded_files)
+DELETE_LOADED_FILES = "load.delete_completed_jobs"
 
 # Where each required setting of the source is set, for messages that name the fix.
 SETTING_LOCATIONS: Mapping[str, str] = {
@@ -305,6 +307,7 @@ def run_load(options: RunOptions) -> RunSummary:
             plan_only=True,
         )
     assert pipeline is not None
+    keep_no_loaded_files()
     # a subset must not drop the tables of resources it does not reload
     refresh = None
     if options.full_refresh:
@@ -365,6 +368,18 @@ def _pipeline_exists(options: RunOptions) -> bool:
 
     pipelines_dir = options.pipelines_dir or get_dlt_pipelines_dir()
     return os.path.isdir(os.path.join(pipelines_dir, options.pipeline_name))
+
+
+def keep_no_loaded_files() -> None:
+    """Delete each load package's data files once it is loaded, unless the user decided.
+
+    dlt keeps them by default (`load.delete_completed_jobs = false`), so a nightly job would
+    add a full snapshot's files to the pipeline directory every night: ~120 MB per run for a
+    1,000,000-progress account. The package's state and trace stay; the user's own
+    `[load] delete_completed_jobs` (config, secrets or LOAD__DELETE_COMPLETED_JOBS) wins.
+    """
+    if dlt.config.get(DELETE_LOADED_FILES) is None:
+        dlt.config[DELETE_LOADED_FILES] = True
 
 
 def loaded_rows(pipeline: Any) -> dict[str, int]:

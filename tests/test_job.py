@@ -196,6 +196,29 @@ def test_run_with_selected_resources_and_no_models_loads_only_those(
     assert sandbox.stats()["calls"]["get_data"] == 2
 
 
+def loaded_data_files(tmp_path: Path) -> list[Path]:
+    loaded = tmp_path / "dlt-data" / "pipelines" / "skyprep" / "load" / "loaded"
+    assert loaded.is_dir(), "the job left no loaded package to inspect"
+    return [p for p in loaded.rglob("*") if p.is_file() and ".parquet" in p.name]
+
+
+def test_nightly_runs_keep_no_loaded_data_files_unless_the_user_asks(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    env = sandbox_environment(tmp_path, sandbox)
+    for _ in range(2):  # every run re-reads whole snapshots: their files must not pile up
+        result = skyprep("run", "--resources", "users", "--no-models", "-q", cwd=tmp_path, env=env)
+        assert result.returncode == 0, result.stderr
+    assert loaded_data_files(tmp_path) == []
+
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    env = {**sandbox_environment(keep, sandbox), "LOAD__DELETE_COMPLETED_JOBS": "false"}
+    result = skyprep("run", "--resources", "users", "--no-models", "-q", cwd=keep, env=env)
+    assert result.returncode == 0, result.stderr
+    assert loaded_data_files(keep)  # the user's own setting wins
+
+
 def test_run_with_an_unknown_resource_is_a_usage_error_naming_the_choices(
     tmp_path: Path, sandbox: Sandbox
 ) -> None:
