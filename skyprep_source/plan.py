@@ -351,8 +351,13 @@ def _payments_cutoff(state: Mapping[str, Any], config: _Config, now: datetime | 
     from skyprep_source.source import payments_window_days
 
     now = now or datetime.now(timezone.utc)
+    full_read_days = config.get("payments_full_read_days")
     days = payments_window_days(
-        state.get("last_created_at"), int(config.get("payments_lookback_days")), now
+        state.get("last_created_at"),
+        int(config.get("payments_lookback_days")),
+        now,
+        last_full_read_at=state.get("last_full_read_at"),
+        full_read_days=None if full_read_days is None else int(full_read_days),
     )
     return None if days is None else now - timedelta(days=days)
 

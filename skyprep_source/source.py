@@ -15,7 +15,7 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Any, Literal, TypeVar
 
@@ -82,6 +82,7 @@ def skyprep(
     course_progress_mode: Literal["per_course", "account_wide"] = "per_course",
     course_ids: Sequence[int] | None = None,
     payments_lookback_days: int = 7,
+    payments_full_read_days: int | None = 7,
     saved_reports: bool = True,
     request_timeout: float = 60.0,
     max_attempts: int = 6,
@@ -111,8 +112,11 @@ def skyprep(
             `account_wide` (one list without `course_id`).
         course_ids: read progresses of these courses only; other courses' rows stay as they
             are (never retired by this run).
-        payments_lookback_days: days re-read before the last payment seen, so late status
-            changes (refunds) are caught.
+        payments_lookback_days: days re-read before the last payment seen, so recent status
+            changes (a pending payment settling, a quick refund) are caught.
+        payments_full_read_days: every this many days, payments are read in full instead of
+            in the window, so a status change on an older payment (a late refund) is caught
+            too; None: the window only (such changes are then never seen).
         saved_reports: download each saved advanced report's CSV when it changed.
         request_timeout: seconds per HTTP call.
         max_attempts: attempts per call before the run fails.
@@ -158,7 +162,7 @@ def skyprep(
             client, snapshots["courses"], course_progress_mode, course_ids, concurrency
         ),
         user_group_members_resource(client, snapshots["user_groups"]),
-        payments_resource(client, payments_lookback_days),
+        payments_resource(client, payments_lookback_days, payments_full_read_days),
     ]
     if saved_reports:
         resources.append(
@@ -376,20 +380,36 @@ def user_group_members_resource(client: SkyPrepClient, user_groups: DltResource)
 
 
 def payments_window_days(
-    last_created_at: str | None, lookback_days: int, now: datetime | None = None
+    last_created_at: str | None,
+    lookback_days: int,
+    now: datetime | None = None,
+    *,
+    last_full_read_at: str | None = None,
+    full_read_days: int | None = None,
 ) -> int | None:
     """`created_after_days_ago` for this run: days since the newest payment already loaded,
-    plus the lookback; None (everything) on the first run."""
+    plus the lookback; None (everything) on the first run, and when the last full read is
+    `full_read_days` old (or was never made): a status change on a payment older than the
+    window, such as a late refund, is seen then."""
     if not last_created_at:
         return None
+    now = now or datetime.now(timezone.utc)
+    if full_read_days is not None and (
+        not last_full_read_at
+        or now - datetime.fromisoformat(last_full_read_at) >= timedelta(days=full_read_days)
+    ):
+        return None
     newest = datetime.fromisoformat(last_created_at)
-    now = max(now or datetime.now(timezone.utc), newest)
+    now = max(now, newest)
     return math.ceil((now - newest).total_seconds() / DAY_SECONDS) + max(lookback_days, 0)
 
 
-def payments_resource(client: SkyPrepClient, lookback_days: int) -> DltResource:
-    """Payments in a server-side window since the last run (plus a lookback), scd2 that never
-    retires a payment merely outside the window (merge_key `id`: only re-read ids version)."""
+def payments_resource(
+    client: SkyPrepClient, lookback_days: int, full_read_days: int | None
+) -> DltResource:
+    """Payments in a server-side window since the last run (plus a lookback), and all of them
+    every `full_read_days`; scd2 that never retires a payment merely outside the window
+    (merge_key `id`: only re-read ids version)."""
     endpoint = ENDPOINTS["payments"]
     key = key_of(*endpoint.primary_key)
     tables = ArrowPages(endpoint.schema)
@@ -398,7 +418,14 @@ def payments_resource(client: SkyPrepClient, lookback_days: int) -> DltResource:
         state = dlt.current.resource_state()
         last_created_at: str | None = state.get("last_created_at")
         params = dict(endpoint.params)
-        days = payments_window_days(last_created_at, lookback_days)
+        started = datetime.now(timezone.utc)
+        days = payments_window_days(
+            last_created_at,
+            lookback_days,
+            started,
+            last_full_read_at=state.get("last_full_read_at"),
+            full_read_days=full_read_days,
+        )
         if days is not None:
             params["created_after_days_ago"] = days
         newest = datetime.fromisoformat(last_created_at) if last_created_at else None
@@ -410,6 +437,8 @@ def payments_resource(client: SkyPrepClient, lookback_days: int) -> DltResource:
             yield as_item(table, endpoint)
         if newest is not None:
             state["last_created_at"] = newest.isoformat()
+        if days is None:  # saved with the load: a run that fails reads in full again
+            state["last_full_read_at"] = started.isoformat()
 
     return dlt.resource(
         read_payments,

@@ -130,3 +130,22 @@ def test_unreadable_earlier_runs_fall_back_to_the_first_run_estimate() -> None:
             raise RuntimeError("no destination")
 
     assert known_facts(Broken(), "skyprep", offline_config()) == KnownFacts()
+
+
+def test_payments_are_priced_whole_when_their_full_read_is_due() -> None:
+    from datetime import datetime, timezone
+
+    from skyprep_source.plan import _Config, _payments_cutoff
+
+    now = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)
+    state = {
+        "last_created_at": "2026-11-27T12:00:00+00:00",
+        "last_full_read_at": "2026-11-24T12:00:00+00:00",
+    }
+    # the default: a full read every 7 days, the last 4 days ago: the window (1 + 7 days)
+    assert _payments_cutoff(state, _Config({}), now) == datetime(
+        2026, 11, 20, 12, tzinfo=timezone.utc
+    )
+    # due: every payment is read, so every payment is priced
+    assert _payments_cutoff(state, _Config({"payments_full_read_days": 3}), now) is None
+    assert _payments_cutoff(state, _Config({"payments_full_read_days": None}), now) is not None

@@ -206,6 +206,63 @@ def test_incremental_load_after_days_pass_equals_the_new_world(
     assert warehouse.count("course_progresses", "_dlt_valid_to is not null") > 0
 
 
+def test_a_late_refund_is_caught_by_the_periodic_full_read_of_payments(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
+) -> None:
+    world = sandbox.world
+    warehouse = warehouse_for(sandbox)
+    warehouse.load()
+    oldest = min(world.payments.ids(), key=lambda pid: world.payments.meta[pid][2])
+    world.set_payment_status(oldest, "refunded")  # months after it was made
+
+    def payments_calls() -> list[dict[str, Any]]:
+        return [e["params"] for e in sandbox.request_log if e["route"] == "get_payments"]
+
+    def status_of(payment_id: int) -> list[tuple[str, bool]]:
+        rows = warehouse.rows(
+            f"select status, _dlt_valid_to is null as current from {DATASET_NAME}.payments "
+            "where id = %s order by _dlt_valid_from",
+            payment_id,
+        )
+        return [(row["status"], row["current"]) for row in rows]
+
+    before = status_of(oldest)
+    assert before and before[-1][0] != "refunded"
+    sandbox.reset_stats()
+    warehouse.load()  # the next run: the window since the newest payment; the refund is older
+    assert payments_calls() and all("created_after_days_ago" in p for p in payments_calls())
+    assert status_of(oldest) == before
+
+    sandbox.reset_stats()
+    warehouse.load(payments_full_read_days=0)  # the full read is due
+    assert payments_calls() and not any("created_after_days_ago" in p for p in payments_calls())
+    assert status_of(oldest) == [(before[-1][0], False), ("refunded", True)]  # versioned
+    assert_matches_world(warehouse, world, "payments")
+
+    sandbox.reset_stats()
+    warehouse.load()  # the full read was just made: back to the window
+    assert all("created_after_days_ago" in p for p in payments_calls())
+
+
+def test_payments_window_reads_in_full_on_the_first_run_and_when_a_full_read_is_due() -> None:
+    from datetime import datetime, timezone
+
+    from skyprep_source.source import payments_window_days
+
+    now = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)
+    newest = "2026-11-26T09:00:00+00:00"
+    assert payments_window_days(None, 7, now) is None  # the first run
+    assert payments_window_days(newest, 7, now) == 3 + 7  # no full reads asked for
+    recent = "2026-11-25T12:00:00+00:00"
+    assert payments_window_days(newest, 7, now, last_full_read_at=recent, full_read_days=7) == 10
+    week_old = "2026-11-21T12:00:00+00:00"
+    assert (
+        payments_window_days(newest, 7, now, last_full_read_at=week_old, full_read_days=7) is None
+    )
+    # a pipeline loaded before full reads existed: one now
+    assert payments_window_days(newest, 7, now, full_read_days=7) is None
+
+
 def test_destroyed_users_and_progresses_are_retired(
     sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
 ) -> None:
