@@ -518,28 +518,28 @@ def _joined(tables: list[pa.Table]) -> Iterator[pa.Table]:
 _DONE = object()
 
 
+def _put(ready: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    """Put `item` into `ready`, unless the consumer goes away first (then False)."""
+    while not stop.is_set():
+        try:
+            ready.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 def _produce(items: Iterable[Any], ready: queue.Queue[Any], stop: threading.Event) -> None:
     """Put `items` into `ready`, then `_DONE` (or the error that ended them); give up as soon
     as `stop` is set (the consumer went away)."""
     try:
         for item in items:
-            while not stop.is_set():
-                try:
-                    ready.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if stop.is_set():
+            if not _put(ready, item, stop):
                 return
         outcome: Any = _DONE
     except BaseException as error:  # handed to the consumer, raised there
         outcome = error
-    while not stop.is_set():
-        try:
-            ready.put(outcome, timeout=0.1)
-            return
-        except queue.Full:
-            continue
+    _put(ready, outcome, stop)
 
 
 def _drain(ready: queue.Queue[Any]) -> Iterator[Any]:
@@ -559,17 +559,7 @@ def prefetched(items: Iterable[T], depth: int = 1) -> Generator[T, None, None]:
     the server overlaps our own work. Still one call in flight at a time (the client's
     semaphore); the consumer keeps everything that touches dlt state.
     """
-    ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    worker = threading.Thread(
-        target=_produce, args=(items, ready, stop), name="skyprep-prefetch", daemon=True
-    )
-    worker.start()
-    try:
-        yield from _drain(ready)
-    finally:
-        stop.set()
-        worker.join(timeout=5)
+    return read_ahead([lambda: items], workers=1, depth=depth)
 
 
 def read_ahead(
@@ -594,7 +584,7 @@ def read_ahead(
             return
         ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
         worker = threading.Thread(
-            target=lambda: _produce(source(), ready, stop), name="skyprep-read", daemon=True
+            target=lambda: _produce(source(), ready, stop), name="skyprep-ahead", daemon=True
         )
         worker.start()
         active.append((ready, worker))

@@ -637,22 +637,29 @@ def test_prefetched_yields_every_item_in_order() -> None:
     assert list(prefetched(iter(range(50)), depth=2)) == list(range(50))
 
 
-def test_prefetched_raises_the_producers_error_in_the_consumer() -> None:
-    from skyprep_source.source import prefetched
+def _ahead_of_one(helper: str, make: Callable[[], Iterator[int]]) -> Iterator[int]:
+    """One producer through `prefetched`, or through `read_ahead` among two more sources."""
+    from skyprep_source.source import prefetched, read_ahead
 
+    if helper == "prefetched":
+        return prefetched(make(), depth=1)
+    return read_ahead([make, lambda: iter([-1]), lambda: iter([-2])], workers=2, depth=1)
+
+
+@pytest.mark.parametrize("helper", ["prefetched", "read_ahead"])
+def test_the_producers_error_is_raised_in_the_consumer(helper: str) -> None:
     def failing() -> Iterator[int]:
         yield 1
         raise SkyPrepRequestFailed("get_users failed 3 times in a row")
 
-    consumer = prefetched(failing())
+    consumer = _ahead_of_one(helper, failing)
     assert next(consumer) == 1
     with pytest.raises(SkyPrepRequestFailed, match="get_users"):
         next(consumer)
 
 
-def test_prefetched_stops_its_producer_when_the_consumer_stops() -> None:
-    from skyprep_source.source import prefetched
-
+@pytest.mark.parametrize("helper", ["prefetched", "read_ahead"])
+def test_the_producers_stop_when_the_consumer_stops(helper: str) -> None:
     produced: list[int] = []
 
     def endless() -> Iterator[int]:
@@ -662,12 +669,12 @@ def test_prefetched_stops_its_producer_when_the_consumer_stops() -> None:
             yield n
             n += 1
 
-    consumer = prefetched(endless(), depth=1)
+    consumer = _ahead_of_one(helper, endless)
     assert next(consumer) == 0
     consumer.close()
     settled = len(produced)
     time.sleep(0.3)
-    assert len(produced) == settled <= 3  # the producer stopped one step ahead
+    assert len(produced) == settled <= 3  # the producer stopped a step or two ahead
 
 
 def test_read_ahead_yields_every_source_in_order() -> None:
@@ -721,26 +728,6 @@ def test_read_ahead_raises_a_sources_error_in_its_place() -> None:
     assert [next(consumer) for _ in range(3)] == [1, 2, 10]
     with pytest.raises(SkyPrepRequestFailed, match="get_course_progresses"):
         next(consumer)
-
-
-def test_read_ahead_stops_its_producers_when_the_consumer_stops() -> None:
-    from skyprep_source.source import read_ahead
-
-    produced: list[int] = []
-
-    def endless() -> Iterator[int]:
-        n = 0
-        while True:
-            produced.append(n)
-            yield n
-            n += 1
-
-    consumer = read_ahead([endless, endless, endless], workers=2, depth=1)
-    assert next(consumer) == 0
-    consumer.close()
-    settled = len(produced)
-    time.sleep(0.3)
-    assert len(produced) == settled <= 6  # both producers stopped a step or two ahead
 
 
 def test_second_run_checks_multi_page_lists_once_unless_verify_paging_is_off(
