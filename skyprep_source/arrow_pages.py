@@ -129,7 +129,9 @@ class ArrowPages:
         return records_to_table(rows, self.schema)
 
     def keys(self, page: pa.Table, key: RowKey) -> list[Any]:
-        """The identity of each row, equal to `key` over the row's JSON record."""
+        """The identity of each row: for id keys, what `key` gives over the JSON record ("8877"
+        for 8877 and "8877" alike); always the same for the same row in this format, which is
+        all the pager compares (a list's pages, and its page-1 re-check, share one format)."""
         fields = getattr(key, "fields", None)
         if isinstance(key, KeyOf) and fields and all(name in page.column_names for name in fields):
             columns = [page.column(name) for name in fields]
