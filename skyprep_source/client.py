@@ -455,7 +455,9 @@ class SkyPrepClient:
         minimum, floor(n / per_page) + 1 per list, unless `verify_stable`: then a list that
         spanned several pages is checked once more at its first page, and if that moved while
         we paged (records deleted ahead of us make later rows slide past us) the list is read
-        again, yielding only rows not yet seen — the snapshot is never silently short.
+        again, yielding only rows not yet seen. That covers every deletion in a two-page list
+        and in page 1 of a longer one; a deletion from page 2 or later of a longer list, made
+        after we read that page, still slides one row past us unseen (docs/source.md §3).
 
         Pages are lists of JSON records, or what `page_format` makes of each answer (typed
         Arrow tables: `arrow_pages.ArrowPages`).

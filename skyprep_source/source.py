@@ -126,8 +126,9 @@ def skyprep(
         rate_window_s: the window of the rate budget (60 s: "per minute").
         verify_paging: from a table's second run on, look at page 1 again after a list that
             took several pages, and re-read it if it moved, so a record that slid past the
-            pager (deleted records ahead of it) is never retired; False saves that call per
-            multi-page list.
+            pager (deleted records ahead of it in page 1) is not retired; False saves that
+            call per multi-page list. Deletions from later pages of a longer list are not
+            caught (docs/source.md §3).
         timeslots_lookback_days: days of instructor-led timeslots re-read before the last
             run's date (attendance is marked after the session).
         timeslots_horizon_days: how far ahead scheduled timeslots are read.
