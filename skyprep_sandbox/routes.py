@@ -188,6 +188,8 @@ def get_course_progresses(world: World, params: dict[str, str], ctx: RouteContex
             raise RouteError(404, "course not found")
         ids = world.progresses_by_course.get(course_id, {})
     rows, meta, user_meta = world.progresses.rows, world.progresses.meta, world.users.meta
+    if statuses is None and user_statuses is None:
+        return ListAnswer([rows[pid] for pid in ids])  # unfiltered: no per-record checks
     items = []
     for pid in ids:
         _cid, uid, status, _expires = meta[pid]
