@@ -14,12 +14,13 @@ import dlt
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 # Measured on the benchmark's 1,000,000-progress world on 2 cores (docs/source.md §4): the
-# sync's peak RSS is ~340-360 MB against ~840 MB unbounded; 64MB saves ~30 MB more but makes
-# the load step ~0.4 s slower (it spills more); 128MB peaks near 370-400 MB. DuckDB's memory
-# beyond the limit grows per thread, so the threads are capped too: the bound then holds on
-# a machine with more cores.
+# sync's peak RSS is ~310-325 MB (~360 MB in a freshly installed venv, whose shared libraries
+# are all in the page cache and so count in full) against ~840 MB unbounded. 96MB makes the
+# load step ~0.4 s faster but peaks at ~390-399 MB in a fresh venv: too close to the 400 MB
+# target. DuckDB's memory beyond the limit grows per thread, so the threads are capped too:
+# the bound then holds on a machine with more cores.
 DUCKDB_SETTINGS: dict[str, Any] = {
-    "memory_limit": "96MB",
+    "memory_limit": "64MB",
     "threads": 2,
     "preserve_insertion_order": False,
 }

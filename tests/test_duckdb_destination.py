@@ -35,7 +35,7 @@ def test_the_default_destination_bounds_duckdb_memory(tmp_path: Path) -> None:
     memory_limit, threads, insertion_order = settings_after_a_load(
         tmp_path, duckdb_destination(str(database))
     )
-    assert memory_limit == "91.5 MiB"  # DuckDB prints 96MB in MiB
+    assert memory_limit == "61.0 MiB"  # DuckDB prints 64MB in MiB
     assert int(threads) == DUCKDB_SETTINGS["threads"]
     assert insertion_order is False
     assert database.exists()
