@@ -231,7 +231,6 @@ def snapshot_items(pages: Iterable[pa.Table], endpoint: Endpoint) -> Iterator[An
     joined and hashed on a background thread while dlt writes the previous batch."""
     for table in prefetched(hashed_batches(pages, endpoint)):
         yield as_item(table, endpoint)
-    pa.default_memory_pool().release_unused()
 
 
 def _json_hints(endpoint: Endpoint) -> list[dict[str, Any]]:
