@@ -19,7 +19,7 @@ from skyprep_source.errors import (
     SkyPrepRequestFailed,
     SkyPrepRouteRefused,
 )
-from skyprep_source.models import build_models
+from skyprep_source.models import ModelSettings, build_models
 from skyprep_source.plan import CallPlan, plan_run
 from skyprep_source.source import skyprep
 
@@ -37,6 +37,7 @@ __all__ = [
     "ROW_HASH",
     "CallPlan",
     "Endpoint",
+    "ModelSettings",
     "SkyPrepAPIError",
     "SkyPrepClient",
     "SkyPrepCredentialsError",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.resources
+import re
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -33,6 +34,86 @@ MART_PREFIXES = ("dim_", "fct_", "agg_", "bridge_")
 
 Layer = Literal["staging", "marts"]
 
+# The one relation that carries the model settings into the SQL (docs/models.md, "Settings"):
+# a table the runner writes into the analytics dataset before any model, read by marts like
+# any other model. Columns (setting, name, value), all text.
+SETTINGS_RELATION = "model_settings"
+# the custom attributes an org dimension can name
+CUSTOM_ATTRIBUTES = ("ca_0", "ca_1", "ca_2", "ca_3", "ca_4")
+# the model whose select list gains one column per org dimension (`<attribute> as <name>`)
+ORG_DIMENSION_MODEL = "dim_users"
+# a staging file with this line reads as empty (the columns the source declares for its raw
+# table) when the raw table was never loaded, instead of being skipped with its dependents
+OPTIONAL_MARKER = "-- optional:"
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class ModelSettingsError(ValueError):
+    """A model setting the runner cannot use (the message names the fix)."""
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """What the compliance models need to know about the account (docs/models.md, "Settings").
+
+    required_course_ids / required_course_tags: rule (a) of required training; when both are
+    empty the rule comes from the data (group and learning-path assignments, else every
+    enrolment). org_dimensions: a name for each custom attribute that holds an org dimension,
+    e.g. {"department": "ca_0", "location": "ca_1"}.
+    """
+
+    required_course_ids: tuple[int, ...] = ()
+    required_course_tags: tuple[str, ...] = ()
+    org_dimensions: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, attribute in self.org_dimensions.items():
+            if attribute not in CUSTOM_ATTRIBUTES:
+                raise ModelSettingsError(
+                    f"models.org_dimensions: {name} = {attribute!r} is not a custom attribute; "
+                    f"use one of {', '.join(CUSTOM_ATTRIBUTES)}"
+                )
+            if not _NAME.match(name):
+                raise ModelSettingsError(
+                    f"models.org_dimensions: {name!r} is not a usable column name; use lower "
+                    "case letters, digits and '_', starting with a letter (e.g. department)"
+                )
+        taken = [a for a in CUSTOM_ATTRIBUTES if list(self.org_dimensions.values()).count(a) > 1]
+        if taken:
+            raise ModelSettingsError(
+                f"models.org_dimensions: {', '.join(taken)} is named twice; give each custom "
+                "attribute one name"
+            )
+
+    @classmethod
+    def from_config(cls) -> ModelSettings:
+        """The `[models]` section of dlt's config (config.toml, or env such as
+        `MODELS__REQUIRED_COURSE_IDS='[12, 15]'`, `MODELS__ORG_DIMENSIONS='{"department":
+        "ca_0"}'`); every setting is optional."""
+        ids = dlt.config.get("models.required_course_ids", list) or []
+        tags = dlt.config.get("models.required_course_tags", list) or []
+        dimensions = dlt.config.get("models.org_dimensions", dict) or {}
+        try:
+            course_ids = tuple(int(i) for i in ids)
+        except (TypeError, ValueError):
+            raise ModelSettingsError(
+                f"models.required_course_ids: {ids!r} is not a list of course ids; "
+                "write e.g. required_course_ids = [12, 15]"
+            ) from None
+        if isinstance(tags, str):
+            tags = [tags]
+        return cls(
+            course_ids, tuple(str(t) for t in tags), {str(k): str(v) for k, v in dimensions.items()}
+        )
+
+    def rows(self) -> list[tuple[str, str | None, str]]:
+        """The rows of the settings relation: (setting, name, value)."""
+        return [
+            *(("required_course_id", None, str(i)) for i in self.required_course_ids),
+            *(("required_course_tag", None, tag) for tag in self.required_course_tags),
+            *(("org_dimension", name, attr) for name, attr in self.org_dimensions.items()),
+        ]
+
 
 class ModelDefinitionError(ValueError):
     """A model file breaks the models' rules (layering, naming, grain comment, cycles)."""
@@ -47,6 +128,8 @@ class Model:
     sql: str
     model_refs: frozenset[str]
     raw_refs: frozenset[str]
+    # staging only: reads as empty instead of being skipped when its raw table is not loaded
+    optional: bool = False
 
     @property
     def materialization(self) -> Literal["view", "table"]:
@@ -133,6 +216,12 @@ def load_models(directory: Traversable | None = None) -> dict[str, Model]:
         if not sql.lstrip().lower().startswith("-- grain:"):
             raise ModelDefinitionError(f"{name}: the file starts with a '-- grain: ...' comment")
         refs = table_references(sqlglot.parse_one(sql, read=MODELS_DIALECT))
+        reads_settings = SETTINGS_RELATION in refs
+        refs.discard(SETTINGS_RELATION)
+        if layer == "staging" and reads_settings:
+            raise ModelDefinitionError(
+                f"{name}: staging reads raw tables only; read {SETTINGS_RELATION} from a mart"
+            )
         model_refs = frozenset(refs & names)
         raw_refs = frozenset(refs - names)
         if layer == "staging" and model_refs:
@@ -145,7 +234,10 @@ def load_models(directory: Traversable | None = None) -> dict[str, Model]:
             raise ModelDefinitionError(
                 f"{name}: marts read staging or other marts only, not {sorted(raw_refs)}"
             )
-        models[name] = Model(name, layer, sql, model_refs, raw_refs)
+        optional = layer == "staging" and any(
+            line.strip().lower().startswith(OPTIONAL_MARKER) for line in sql.splitlines()
+        )
+        models[name] = Model(name, layer, sql, model_refs, raw_refs, optional)
     return models
 
 
@@ -168,9 +260,79 @@ def build_order(models: Mapping[str, Model]) -> list[str]:
 TableNamer = Callable[[str], exp.Table]
 
 
-def qualified_select(model: Model, name_table: TableNamer) -> exp.Expr:
-    """The model's SELECT with every table reference qualified by `name_table`."""
+_SQL_TYPES = {
+    "id": "bigint",
+    "int": "bigint",
+    "float": "double",
+    "decimal": "decimal(18, 2)",
+    "bool": "boolean",
+    "timestamp": "timestamptz",
+    "text": "varchar",
+    "json": "json",
+}
+
+
+def empty_raw_select(raw: str) -> exp.Select:
+    """An empty SELECT with the columns the source declares for raw table `raw` (plus the scd2
+    validity columns): what an optional staging model reads when `raw` was never loaded."""
+    from skyprep_source.endpoints import ENDPOINTS
+
+    endpoint = ENDPOINTS.get(raw)
+    if endpoint is None:
+        raise ModelDefinitionError(f"{raw}: no source table of that name to stand in for")
+    columns = {name: _SQL_TYPES[kind] for name, kind in endpoint.schema.fields.items()}
+    columns |= {"_dlt_valid_from": "timestamptz", "_dlt_valid_to": "timestamptz"}
+    select = exp.select(
+        *(
+            exp.alias_(exp.cast(exp.null(), exp.DataType.build(kind, dialect=MODELS_DIALECT)), name)
+            for name, kind in columns.items()
+        )
+    )
+    return select.where(exp.false())
+
+
+def org_dimension_columns(expression: exp.Expr, dimensions: Mapping[str, str]) -> exp.Expr:
+    """`expression` (the org-dimension model's SELECT) with `<attribute> as <name>` appended to
+    its outermost select list, one per configured org dimension, in the configured order.
+
+    The one dynamic step of the models; a dbt project mirrors it with a loop over the
+    `org_dimensions` var at the end of dim_users' select list."""
+    if not dimensions:
+        return expression
+    if not isinstance(expression, exp.Select):
+        raise ModelDefinitionError(f"{ORG_DIMENSION_MODEL}: the model must end in a plain SELECT")
+    existing = {projection.alias_or_name for projection in expression.expressions}
+    if clash := sorted(existing & set(dimensions)):
+        raise ModelSettingsError(
+            f"models.org_dimensions: {', '.join(clash)} is already a column of "
+            f"{ORG_DIMENSION_MODEL}; choose another name"
+        )
+    return expression.select(
+        *(exp.alias_(exp.column(attr), name) for name, attr in dimensions.items()), copy=False
+    )
+
+
+def qualified_select(
+    model: Model,
+    name_table: TableNamer,
+    *,
+    empty_raw: Iterable[str] = (),
+    org_dimensions: Mapping[str, str] | None = None,
+) -> exp.Expr:
+    """The model's SELECT with every table reference qualified by `name_table`; the raw tables
+    in `empty_raw` replaced by an empty stand-in (optional staging models) and, for
+    dim_users, the org-dimension columns appended."""
     expression = model.parse()
+    if model.name == ORG_DIMENSION_MODEL and org_dimensions:
+        expression = org_dimension_columns(expression, org_dimensions)
+    empty = set(empty_raw)
+    for table in list(expression.find_all(exp.Table)):
+        if table.name in empty and not table.db:
+            stand_in = exp.Subquery(
+                this=empty_raw_select(table.name),
+                alias=exp.TableAlias(this=exp.to_identifier(table.alias_or_name)),
+            )
+            table.replace(stand_in)
     cte_names = {cte.alias_or_name for cte in expression.find_all(exp.CTE)}
     for table in list(expression.find_all(exp.Table)):
         if table.name in cte_names and not table.db:
@@ -203,7 +365,14 @@ def for_dialect(expression: exp.Expr, dialect: str) -> exp.Expr:
     return expression.transform(rewrite) if rewrite else expression
 
 
-def render_statements(model: Model, dialect: str, name_table: TableNamer) -> list[str]:
+def render_statements(
+    model: Model,
+    dialect: str,
+    name_table: TableNamer,
+    *,
+    empty_raw: Iterable[str] = (),
+    org_dimensions: Mapping[str, str] | None = None,
+) -> list[str]:
     """DROP + CREATE of the model as a view or a table, transpiled to `dialect`.
 
     Drop-then-create rather than CREATE OR REPLACE: PostgreSQL has no CREATE OR REPLACE TABLE
@@ -212,9 +381,32 @@ def render_statements(model: Model, dialect: str, name_table: TableNamer) -> lis
     target = name_table(model.name)
     kind = model.materialization.upper()
     drop = exp.Drop(tables=[target.copy()], kind=kind, exists=True)
-    select = for_dialect(qualified_select(model, name_table), dialect)
+    select = qualified_select(model, name_table, empty_raw=empty_raw, org_dimensions=org_dimensions)
+    select = for_dialect(select, dialect)
     create = exp.Create(this=target.copy(), kind=kind, expression=select)
     return [drop.sql(dialect=dialect), create.sql(dialect=dialect, pretty=True)]
+
+
+def settings_statements(settings: ModelSettings, dialect: str, name_table: TableNamer) -> list[str]:
+    """DROP + CREATE + INSERT of the settings relation (setting, name, value), in `dialect`."""
+    target = name_table(SETTINGS_RELATION)
+    drop = exp.Drop(tables=[target.copy()], kind="TABLE", exists=True)
+    columns = ", ".join(f"{column} varchar" for column in ("setting", "name", "value"))
+    create = f"create table {target.sql(dialect=MODELS_DIALECT)} ({columns})"
+    statements = [
+        drop.sql(dialect=dialect),
+        sqlglot.transpile(create, read=MODELS_DIALECT, write=dialect)[0],
+    ]
+    if rows := settings.rows():
+        values = [
+            exp.Tuple(
+                expressions=[exp.Literal.string(v) if v is not None else exp.null() for v in row]
+            )
+            for row in rows
+        ]
+        insert = exp.insert(exp.values(values), target.copy())
+        statements.append(insert.sql(dialect=dialect))
+    return statements
 
 
 def _table_expression(path: Iterable[str]) -> exp.Table:
@@ -236,7 +428,7 @@ def _namer(client: SqlClientBase[Any], models: Mapping[str, Model], analytics: s
     keep_catalog = client.capabilities.sqlglot_dialect != "duckdb"
 
     def name_table(name: str) -> exp.Table:
-        dataset = analytics if name in models else raw_dataset
+        dataset = analytics if name in models or name == SETTINGS_RELATION else raw_dataset
         path = client.make_qualified_table_name_path(name, quote=False, dataset_name=dataset)
         return _table_expression(path if keep_catalog else path[-2:])
 
@@ -256,6 +448,7 @@ def build_models(
     dataset_name: str = DEFAULT_ANALYTICS_DATASET,
     *,
     models_dir: Traversable | None = None,
+    settings: ModelSettings | None = None,
 ) -> ModelsBuild:
     """Build every model on the pipeline's own destination into `dataset_name`.
 
@@ -266,9 +459,15 @@ def build_models(
     ``ModelsBuild.skipped``. On destinations with transactional DDL the whole build is one
     transaction, so readers never see half-built marts.
 
+    `settings` (default: the `[models]` section of dlt's config, `ModelSettings.from_config`)
+    is written first, as the table `model_settings` of `dataset_name`, which the marts read.
+    An optional staging model (an `-- optional:` line) whose raw table was never loaded reads
+    as empty instead of being skipped.
+
     Returns a `ModelsBuild`: the models built in order, the as-of time (the last successful
     load) and the row count of every mart.
     """
+    settings = settings if settings is not None else ModelSettings.from_config()
     models = load_models(models_dir)
     order = build_order(models)
     with pipeline.sql_client() as client:
@@ -285,7 +484,9 @@ def build_models(
         to_build: list[Model] = []
         for name in order:
             model = models[name]
-            if absent := sorted(model.raw_refs & missing):
+            if model.optional:
+                to_build.append(model)
+            elif absent := sorted(model.raw_refs & missing):
                 result.skipped[name] = f"raw table {', '.join(absent)} not loaded"
             elif skipped := sorted(model.model_refs & result.skipped.keys()):
                 result.skipped[name] = f"reads skipped {', '.join(skipped)}"
@@ -301,8 +502,17 @@ def build_models(
             else nullcontext()
         )
         with transaction:
+            for statement in settings_statements(settings, dialect, name_table):
+                client.execute_sql(statement)
             for model in to_build:
-                for statement in render_statements(model, dialect, name_table):
+                statements = render_statements(
+                    model,
+                    dialect,
+                    name_table,
+                    empty_raw=model.raw_refs & missing,
+                    org_dimensions=settings.org_dimensions,
+                )
+                for statement in statements:
                     client.execute_sql(statement)
                 result.built.append(model.name)
 

@@ -22,6 +22,8 @@ from test_models_marts import RAW_TABLES, make_pipeline, query, write_raw_world
 from skyprep_source import build_models
 from skyprep_source.models import (
     ModelDefinitionError,
+    ModelSettings,
+    ModelSettingsError,
     build_order,
     for_dialect,
     load_models,
@@ -232,6 +234,7 @@ def test_staging_models_are_views_and_marts_are_tables(duckdb_pipeline: dlt.Pipe
     assert kinds == {
         **dict.fromkeys(STAGING, "VIEW"),
         **dict.fromkeys(MARTS, "BASE TABLE"),
+        "model_settings": "BASE TABLE",  # the settings relation, written before the models
     }
 
 
@@ -308,3 +311,58 @@ def test_the_models_ship_inside_the_wheel(tmp_path: Path) -> None:
     (wheel,) = (tmp_path / "dist").glob("skyprep_source-*.whl")
     shipped = zipfile.Path(wheel) / "skyprep_source" / "sql"
     assert set(load_models(shipped)) == set(STAGING) | MARTS
+
+
+def test_settings_reach_the_sql_as_one_relation_and_org_dimensions_as_dim_users_columns(
+    duckdb_pipeline: dlt.Pipeline,
+) -> None:
+    write_raw_world(duckdb_pipeline)
+    settings = ModelSettings(
+        required_course_ids=(10,),
+        required_course_tags=("annual",),
+        org_dimensions={"department": "ca_0", "location": "ca_1"},
+    )
+    build_models(duckdb_pipeline, settings=settings)
+    rows = query(duckdb_pipeline, "select * from {a}.model_settings order by all")
+    assert [tuple(row.values()) for row in rows] == [
+        ("org_dimension", "department", "ca_0"),
+        ("org_dimension", "location", "ca_1"),
+        ("required_course_id", None, "10"),
+        ("required_course_tag", None, "annual"),
+    ]
+    users = query(duckdb_pipeline, "select user_id, department, location from {a}.dim_users")
+    assert {(row["department"], row["location"]) for row in users} == {("dept-a", None)}
+    # no settings: an empty relation, and dim_users keeps its own columns only
+    build_models(duckdb_pipeline, settings=ModelSettings())
+    assert query(duckdb_pipeline, "select * from {a}.model_settings") == []
+    assert "department" not in query(duckdb_pipeline, "select * from {a}.dim_users")[0]
+
+
+def test_settings_come_from_dlt_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELS__REQUIRED_COURSE_IDS", "[12, 15]")
+    monkeypatch.setenv("MODELS__ORG_DIMENSIONS", '{"department": "ca_0"}')
+    settings = ModelSettings.from_config()
+    assert settings.required_course_ids == (12, 15)
+    assert settings.required_course_tags == ()
+    assert dict(settings.org_dimensions) == {"department": "ca_0"}
+
+
+@pytest.mark.parametrize(
+    ("dimensions", "fix"),
+    [
+        ({"department": "ca_9"}, "use one of ca_0"),
+        ({"Department Name": "ca_0"}, "lower case letters"),
+        ({"department": "ca_0", "team": "ca_0"}, "give each custom attribute one name"),
+    ],
+)
+def test_an_unusable_org_dimension_names_the_fix(dimensions: dict[str, str], fix: str) -> None:
+    with pytest.raises(ModelSettingsError, match=fix):
+        ModelSettings(org_dimensions=dimensions)
+
+
+def test_an_org_dimension_named_like_a_dim_users_column_names_the_fix(
+    duckdb_pipeline: dlt.Pipeline,
+) -> None:
+    write_raw_world(duckdb_pipeline)
+    with pytest.raises(ModelSettingsError, match="already a column of dim_users"):
+        build_models(duckdb_pipeline, settings=ModelSettings(org_dimensions={"email": "ca_0"}))
