@@ -477,7 +477,7 @@ def test_build_reports_every_model_the_as_of_time_and_rows_per_mart(
     _, result = built
     assert result.skipped == {}
     assert result.as_of == AS_OF
-    assert len(result.built) == 22
+    assert len(result.built) == 31
     assert result.rows["fct_course_progress"] == 10  # 11 progresses, one retired
     assert result.rows["dim_users"] == 5
     assert result.rows["agg_course_completion"] == 3
@@ -598,6 +598,7 @@ def test_agg_course_completion_counts_rates_and_median_days(built) -> None:
 
 
 def test_agg_user_compliance_applies_failed_then_overdue_then_passed_precedence(built) -> None:
+    # required rule: group assignments (Sales assigns courses 10 and 20, Ops course 10)
     pipeline, _ = built
     rows = mart(
         pipeline,
@@ -612,7 +613,8 @@ def test_agg_user_compliance_applies_failed_then_overdue_then_passed_precedence(
         (2, 2, 1, 1, 1, 0, 1, "not_compliant"),  # failed wins over overdue
         (3, 2, 0, 0, 1, 2, 0, "overdue"),
         (4, 1, 0, 0, 0, 1, 0, "in_progress"),  # the not-applicable row is not assigned
-        (5, 2, 2, 0, 0, 0, 0, "compliant"),
+        # course 20 is optional for user 5: their group (Ops) assigns course 10 only
+        (5, 1, 1, 0, 0, 0, 0, "compliant"),
     ]
     assert rows == [dict(zip(keys, row, strict=True)) for row in expected]
 
@@ -622,14 +624,15 @@ def test_agg_group_compliance_reports_share_compliant_and_training_progress_apar
     rows = mart(pipeline, "agg_group_compliance", "user_group_id")
     keys = ["user_group_id", "user_group_name", "members", "members_with_assignments",
             "compliant_members", "in_progress_members", "overdue_members",
-            "not_compliant_members", "share_compliant", "assigned", "passed",
+            "expired_members", "not_compliant_members", "share_compliant", "assigned", "passed",
             "training_progress"]  # fmt: skip
     expected = [
         # users 1 (compliant), 2 (not compliant), 3 (overdue): 3 of 6 courses passed
-        (1, "Sales", 3, 3, 1, 0, 1, 1, round(1 / 3, 9), 6, 3, 0.5),
-        # users 4 (in progress) and 5 (compliant): 2 of 3 courses passed
-        (2, "Ops", 2, 2, 1, 1, 0, 0, 0.5, 3, 2, round(2 / 3, 9)),
-        (3, "Empty", 0, 0, 0, 0, 0, 0, None, 0, 0, None),
+        (1, "Sales", 3, 3, 1, 0, 1, 0, 1, round(1 / 3, 9), 6, 3, 0.5),
+        # users 4 (in progress) and 5 (compliant): 1 of the 2 required courses passed (user 5's
+        # course 20 is optional: Ops assigns course 10 only)
+        (2, "Ops", 2, 2, 1, 1, 0, 0, 0, 0.5, 2, 1, 0.5),
+        (3, "Empty", 0, 0, 0, 0, 0, 0, 0, None, 0, 0, None),
     ]
     assert rows == [dict(zip(keys, row, strict=True)) for row in expected]
 

@@ -44,13 +44,21 @@ STAGING = {
     "stg_user_group_members": "user_group_members",
     "stg_user_groups": "user_groups",
     "stg_users": "users",
+    "stg_user_versions": "users",
+    "stg_user_group_versions": "user_groups",
+    "stg_user_group_member_versions": "user_group_members",
+    "stg_learning_paths": "learning_paths",
+    "stg_learning_path_courses": "learning_path_courses",
+    "stg_learning_path_user_groups": "learning_path_user_groups",
+    "stg_learning_path_course_versions": "learning_path_courses",
+    "stg_learning_path_user_group_versions": "learning_path_user_groups",
 }
 MARTS = {
     "dim_users", "dim_courses", "dim_user_groups", "bridge_user_group_members",
     "fct_course_progress", "fct_course_progress_status_history", "fct_payments",
     "agg_course_completion", "agg_user_compliance", "agg_group_compliance",
     "agg_completions_monthly", "agg_certification_expiry", "agg_revenue_monthly",
-    "agg_progress_funnel_timing",
+    "agg_progress_funnel_timing", "agg_org_compliance",
 }  # fmt: skip
 
 

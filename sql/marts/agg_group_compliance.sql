@@ -1,4 +1,6 @@
 -- grain: one row per current user group
+-- A learner counts in every group they are a current member of (groups overlap: the rows do not
+-- add up to the account). Statuses from agg_user_compliance (required courses only).
 -- Two separate measures: share_compliant (compliant members / members with assigned courses) and
 -- training_progress (passed / assigned over all the members' assigned courses).
 with user_groups as (
@@ -31,6 +33,8 @@ per_group as (
             as in_progress_members,
         sum(case when user_compliance.compliance_status = 'overdue' then 1 else 0 end)
             as overdue_members,
+        sum(case when user_compliance.compliance_status = 'expired' then 1 else 0 end)
+            as expired_members,
         sum(case when user_compliance.compliance_status = 'not_compliant' then 1 else 0 end)
             as not_compliant_members,
         sum(user_compliance.assigned) as assigned,
@@ -52,6 +56,7 @@ counted as (
         cast(coalesce(per_group.compliant_members, 0) as bigint) as compliant_members,
         cast(coalesce(per_group.in_progress_members, 0) as bigint) as in_progress_members,
         cast(coalesce(per_group.overdue_members, 0) as bigint) as overdue_members,
+        cast(coalesce(per_group.expired_members, 0) as bigint) as expired_members,
         cast(coalesce(per_group.not_compliant_members, 0) as bigint) as not_compliant_members,
         cast(coalesce(per_group.assigned, 0) as bigint) as assigned,
         cast(coalesce(per_group.passed, 0) as bigint) as passed
@@ -69,6 +74,7 @@ select
     compliant_members,
     in_progress_members,
     overdue_members,
+    expired_members,
     not_compliant_members,
     cast(compliant_members as double) / nullif(members_with_assignments, 0) as share_compliant,
     assigned,

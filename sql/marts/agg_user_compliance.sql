@@ -1,26 +1,37 @@
--- grain: one row per user with at least one assigned course progress (any status but 'not-applicable')
--- compliance_status: not_compliant if any assigned course is failed, else overdue if any is
--- overdue, else compliant if all are passed, else in_progress.
-with assigned as (
+-- grain: one row per current user with at least one required course progress (fct_course_progress.is_required)
+-- compliance_status, the first that applies: not_compliant (a required course is failed), expired
+-- (a required course was passed but its certification has expired), overdue (a required course is
+-- past its deadline), compliant (every required course passed), else in_progress.
+with required as (
 
     select * from fct_course_progress
-    where status <> 'not-applicable'
+    where is_required
+
+),
+
+users as (
+
+    select * from stg_users
 
 ),
 
 per_user as (
 
     select
-        user_id,
+        required.user_id,
         count(*) as assigned,
-        sum(case when is_passed then 1 else 0 end) as passed,
-        sum(case when is_failed then 1 else 0 end) as failed,
-        sum(case when is_overdue then 1 else 0 end) as overdue,
-        sum(case when status in ('not-started', 'in-progress') then 1 else 0 end) as open_assignments,
-        sum(case when is_passed and is_expired then 1 else 0 end) as expired,
-        max(as_of_at) as as_of_at
-    from assigned
-    group by user_id
+        sum(case when required.is_passed then 1 else 0 end) as passed,
+        sum(case when required.is_failed then 1 else 0 end) as failed,
+        sum(case when required.is_overdue then 1 else 0 end) as overdue,
+        sum(case when required.status in ('not-started', 'in-progress') then 1 else 0 end)
+            as open_assignments,
+        sum(case when required.is_passed and required.is_expired then 1 else 0 end) as expired,
+        max(required.required_rule) as required_rule,
+        max(required.as_of_at) as as_of_at
+    from required
+    inner join users
+        on required.user_id = users.user_id
+    group by required.user_id
 
 ),
 
@@ -36,10 +47,12 @@ statused as (
         cast(expired as bigint) as expired,
         case
             when failed > 0 then 'not_compliant'
+            when expired > 0 then 'expired'
             when overdue > 0 then 'overdue'
             when passed = assigned then 'compliant'
             else 'in_progress'
         end as compliance_status,
+        required_rule,
         as_of_at
     from per_user
 
@@ -55,5 +68,6 @@ select
     expired,
     compliance_status,
     compliance_status = 'compliant' as is_compliant,
+    required_rule,
     as_of_at
 from statused

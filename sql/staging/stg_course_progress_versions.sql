@@ -24,6 +24,8 @@ renamed as (
         cast(user_id as bigint) as user_id,
         cast(course_id as bigint) as course_id,
         lower(status) as status,
+        cast(coalesce(deadline_date, computed_deadline_date) as timestamptz) as deadline_at,
+        cast(expiration_date as timestamptz) as expires_at,
         cast(_dlt_valid_from as timestamptz) as valid_from,
         cast(_dlt_valid_to as timestamptz) as valid_to
     from deduplicated

@@ -25,6 +25,8 @@ renamed as (
         cast(active as boolean) as is_active,
         cast(price as decimal(18, 2)) as price,
         cast(days_until_expiration as bigint) as days_until_expiration,
+        -- the course's tags as JSON text, lower case (e.g. '["compliance","annual"]')
+        lower(cast(tags as varchar)) as tags_json,
         cast(created_at as timestamptz) as created_at,
         cast(updated_at as timestamptz) as updated_at
     from current_versions

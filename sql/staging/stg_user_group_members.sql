@@ -1,4 +1,5 @@
 -- grain: one row per current (user group, user) membership (user_group_members with _dlt_valid_to null)
+-- optional: reads as empty when user_group_members was not loaded
 with source as (
 
     select * from user_group_members

@@ -1,4 +1,5 @@
 -- grain: one row per current user group (the scd2 version of user_groups with _dlt_valid_to null)
+-- optional: reads as empty when user_groups was not loaded (the group assignment rule then finds none)
 with source as (
 
     select * from user_groups
@@ -22,6 +23,12 @@ renamed as (
         name as user_group_name,
         description,
         cast(user_count as bigint) as user_count_in_api,
+        -- the group's courses (a JSON array, or a comma list) as ',12,15,' for matching by id
+        concat(
+            ',',
+            replace(replace(replace(replace(cast(course_ids as varchar), '[', ''), ']', ''), ' ', ''), '"', ''),
+            ','
+        ) as course_id_list,
         cast(created_at as timestamptz) as created_at,
         cast(updated_at as timestamptz) as updated_at
     from current_versions

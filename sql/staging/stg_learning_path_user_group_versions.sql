@@ -1,0 +1,27 @@
+-- grain: one row per observed version of a (learning path, user group) pair (every scd2 version of learning_path_user_groups)
+-- optional: reads as empty when learning paths were not loaded
+-- With the validity columns, what was recorded at any load: valid_from <= T and (valid_to null or > T).
+with source as (
+
+    select * from learning_path_user_groups
+
+),
+
+deduplicated as (
+
+    select
+        *,
+        row_number() over (
+            partition by learning_path_id, user_group_id, _dlt_valid_from order by _dlt_valid_to desc
+        ) as version_rank
+    from source
+
+)
+
+select
+    cast(learning_path_id as bigint) as learning_path_id,
+    cast(user_group_id as bigint) as user_group_id,
+    cast(_dlt_valid_from as timestamptz) as valid_from,
+    cast(_dlt_valid_to as timestamptz) as valid_to
+from deduplicated
+where version_rank = 1
