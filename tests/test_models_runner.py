@@ -58,7 +58,8 @@ MARTS = {
     "fct_course_progress", "fct_course_progress_status_history", "fct_payments",
     "agg_course_completion", "agg_user_compliance", "agg_group_compliance",
     "agg_completions_monthly", "agg_certification_expiry", "agg_revenue_monthly",
-    "agg_progress_funnel_timing", "agg_org_compliance",
+    "agg_progress_funnel_timing", "agg_org_compliance", "bridge_user_group_members_at_load",
+    "fct_user_compliance_at_load", "agg_compliance_trend", "fct_user_compliance_monthly",
 }  # fmt: skip
 
 
