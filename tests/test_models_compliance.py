@@ -11,7 +11,7 @@ Loads (scd2 boundary, then the load's time as recorded in _dlt_loads):
 Courses: 10 code of conduct ["compliance","annual"], 20 fire warden ["compliance"],
 30 spreadsheet tips ["technical"], 40 first aid ["annual"].
 Groups: 1 Warehouse assigns courses 10 and 20; 2 Office assigns none itself, but learning
-path 7 (course 40) is assigned to it.
+path 7 (courses 40 and 20) is assigned to it.
 
 Learners (ca_0 = department, ca_1 = location):
 - 1 Ana (Logistics, Berlin), Warehouse: 10 passed, expiring 05-01 (between L2 and L3);
@@ -147,7 +147,7 @@ PATHS_COLUMNS: Columns = {
     **SCD2_COLUMNS,
 }
 PATHS: list[Row] = [
-    (7, "Safety path", None, ts("2024-01-01"), ts("2024-01-01"), "[40]", "[2]", L1, None)
+    (7, "Safety path", None, ts("2024-01-01"), ts("2024-01-01"), "[40, 20]", "[2]", L1, None)
 ]
 PATH_COURSES_COLUMNS: Columns = {
     "learning_path_id": "bigint",
@@ -159,6 +159,85 @@ PATH_GROUPS_COLUMNS: Columns = {
     "user_group_id": "bigint",
     **SCD2_COLUMNS,
 }
+TRAININGS_COLUMNS: Columns = {
+    "id": "bigint",
+    "name": "varchar",
+    "description": "varchar",
+    "course_id": "bigint",
+    "created_at": "timestamptz",
+    "updated_at": "timestamptz",
+    **SCD2_COLUMNS,
+}
+TIMESLOTS_COLUMNS: Columns = {
+    "id": "bigint",
+    "instructor_led_training_id": "bigint",
+    "description": "varchar",
+    "location": "varchar",
+    "instructor": "varchar",
+    "start_date": "timestamptz",
+    "end_date": "timestamptz",
+    "display_timezone": "varchar",
+    "capacity": "bigint",
+    "created_at": "timestamptz",
+    "updated_at": "timestamptz",
+    **SCD2_COLUMNS,
+}
+REGISTRATIONS_COLUMNS: Columns = {
+    "id": "bigint",
+    "instructor_led_training_timeslot_id": "bigint",
+    "user_id": "bigint",
+    "course_progress_id": "bigint",
+    "course_id": "bigint",
+    "status": "varchar",
+    "created_at": "timestamptz",
+    "updated_at": "timestamptz",
+    **SCD2_COLUMNS,
+}
+
+
+def timeslot(timeslot_id: int, starts: str, capacity: int) -> Row:
+    begins = ts(starts)
+    return (timeslot_id, 50, None, "Berlin", "Ivy", begins, begins + dt.timedelta(hours=3),
+            "UTC", capacity, ts("2024-01-01"), ts("2024-01-01"), L1, None)  # fmt: skip
+
+
+def registration(registration_id: int, timeslot_id: int, user_id: int, status: str) -> Row:
+    at = ts("2024-05-01")
+    return (registration_id, timeslot_id, user_id, None, 40, status, at, at, L1, None)
+
+
+SKILLS_COLUMNS: Columns = {
+    "id": "bigint",
+    "name": "varchar",
+    "display_name": "varchar",
+    "description": "varchar",
+    "competency_count": "bigint",
+    **SCD2_COLUMNS,
+}
+COMPETENCIES_COLUMNS: Columns = {
+    "id": "bigint",
+    "name": "varchar",
+    "display_name": "varchar",
+    "description": "varchar",
+    "skills": "json",
+    **SCD2_COLUMNS,
+}
+AWARDS_COLUMNS: Columns = {
+    "competency_id": "bigint",
+    "user_id": "bigint",
+    "user_display_name": "varchar",
+    "created_at": "timestamptz",
+    **SCD2_COLUMNS,
+}
+LEADERBOARDS_COLUMNS: Columns = {
+    "skill_id": "bigint",
+    "user_id": "bigint",
+    "rank": "bigint",
+    "user_display_name": "varchar",
+    "balance": "bigint",
+    **SCD2_COLUMNS,
+}
+
 LOADS: list[Row] = [
     (str(n), "skyprep", 0, at, "h") for n, at in enumerate((AT_1, AT_2, AT_3, AT_4), start=1)
 ]
@@ -170,8 +249,41 @@ RAW_TABLES: dict[str, tuple[Columns, list[Row]]] = {
     "user_groups": (GROUPS_COLUMNS, GROUPS),
     "user_group_members": (MEMBERS_COLUMNS, MEMBERS),
     "learning_paths": (PATHS_COLUMNS, PATHS),
-    "learning_path_courses": (PATH_COURSES_COLUMNS, [(7, 40, L1, None)]),
+    "learning_path_courses": (PATH_COURSES_COLUMNS, [(7, 40, L1, None), (7, 20, L1, None)]),
     "learning_path_user_groups": (PATH_GROUPS_COLUMNS, [(7, 2, L1, None)]),
+    "instructor_led_trainings": (
+        TRAININGS_COLUMNS,
+        [(50, "Classroom: first aid", None, 40, ts("2024-01-01"), ts("2024-01-01"), L1, None)],
+    ),
+    "instructor_led_training_timeslots": (
+        TIMESLOTS_COLUMNS,
+        [timeslot(60, "2024-06-01 09:00", 10), timeslot(61, "2024-08-01 09:00", 20)],
+    ),
+    "instructor_led_training_timeslot_registrations": (
+        REGISTRATIONS_COLUMNS,
+        [
+            registration(70, 60, 1, "attended"),
+            registration(71, 60, 2, "registered"),  # held without Ben: missed
+            registration(72, 61, 1, "registered"),  # ahead
+            registration(73, 61, 3, "registered"),
+        ],
+    ),
+    "skills": (SKILLS_COLUMNS, [(80, "safety", "Safety", None, 1, L1, None)]),
+    "competencies": (
+        COMPETENCIES_COLUMNS,
+        [(90, "safe handler", "Safe handler", None, "[]", L1, None)],
+    ),
+    "competency_awards": (
+        AWARDS_COLUMNS,
+        [
+            (90, 1, "Ana Test", ts("2024-03-01"), L1, None),
+            (90, 4, "Di Test", ts("2024-03-02"), L1, L3),  # Di was deleted
+        ],
+    ),
+    "skill_leaderboards": (
+        LEADERBOARDS_COLUMNS,
+        [(80, 1, 1, "Ana Test", 500, L1, None), (80, 2, 2, "Ben Test", 200, L1, None)],
+    ),
     "_dlt_loads": (LOADS_COLUMNS, LOADS),
 }
 
@@ -439,3 +551,43 @@ def test_history_keys_are_unique(world: dlt.Pipeline) -> None:
             f"select count(*) as n, count(distinct ({key})) as k from {{a}}.{name}",
         )
         assert counts["n"] > 0 and counts["n"] == counts["k"], name
+
+
+# ---- learning paths, classroom attendance, skills -------------------------------------------
+
+
+def test_learning_path_progress_counts_the_paths_courses_per_assigned_learner(
+    world: dlt.Pipeline,
+) -> None:
+    columns = (
+        "learning_path_id, user_id, courses_in_path, courses_enrolled, courses_passed,"
+        " share_passed, is_completed"
+    )
+    # Office's current members: Cy (Di was deleted); Cy passed 40, has no progress on 20
+    assert rows(world, "fct_learning_path_progress", "user_id", columns) == [
+        (7, 3, 2, 1, 1, 0.5, False)
+    ]
+
+
+def test_classroom_sessions_and_attendance_per_learner(world: dlt.Pipeline) -> None:
+    columns = "timeslot_id, training_name, is_held, registrations, attended, attendance_rate"
+    assert rows(world, "agg_classroom_sessions", "timeslot_id", columns) == [
+        (60, "Classroom: first aid", True, 2, 1, 0.5),
+        (61, "Classroom: first aid", False, 2, 0, None),  # ahead of the as-of time
+    ]
+    columns = "user_id, registrations, attended, missed, upcoming, last_attended_at"
+    assert rows(world, "agg_classroom_attendance", "user_id", columns) == [
+        (1, 2, 1, 0, 1, ts("2024-06-01 09:00")),
+        (2, 1, 0, 1, 0, None),
+        (3, 1, 0, 0, 1, None),
+    ]
+
+
+def test_skills_and_competencies_held_per_learner(world: dlt.Pipeline) -> None:
+    assert rows(
+        world, "fct_user_competencies", "user_id", "user_id, competency_name, awarded_at"
+    ) == [(1, "Safe handler", ts("2024-03-01"))]  # Di's award went with her
+    columns = "user_id, competencies_held, skills_with_balance, total_skill_balance"
+    assert rows(world, "agg_learner_skills", "user_id", columns) == [(1, 1, 1, 500), (2, 0, 1, 200)]
+    personal = set(query(world, "select * from {a}.fct_user_skill_balances")[0])
+    assert "user_display_name" not in personal

@@ -477,7 +477,7 @@ def test_build_reports_every_model_the_as_of_time_and_rows_per_mart(
     _, result = built
     assert result.skipped == {}
     assert result.as_of == AS_OF
-    assert len(result.built) == 35
+    assert len(result.built) == 48
     assert result.rows["fct_course_progress"] == 10  # 11 progresses, one retired
     assert result.rows["dim_users"] == 5
     assert result.rows["agg_course_completion"] == 3

@@ -52,6 +52,15 @@ STAGING = {
     "stg_learning_path_user_groups": "learning_path_user_groups",
     "stg_learning_path_course_versions": "learning_path_courses",
     "stg_learning_path_user_group_versions": "learning_path_user_groups",
+    "stg_instructor_led_trainings": "instructor_led_trainings",
+    "stg_instructor_led_training_timeslots": "instructor_led_training_timeslots",
+    "stg_instructor_led_training_timeslot_registrations": (
+        "instructor_led_training_timeslot_registrations"
+    ),
+    "stg_skills": "skills",
+    "stg_competencies": "competencies",
+    "stg_competency_awards": "competency_awards",
+    "stg_skill_leaderboards": "skill_leaderboards",
 }
 MARTS = {
     "dim_users", "dim_courses", "dim_user_groups", "bridge_user_group_members",
@@ -60,6 +69,8 @@ MARTS = {
     "agg_completions_monthly", "agg_certification_expiry", "agg_revenue_monthly",
     "agg_progress_funnel_timing", "agg_org_compliance", "bridge_user_group_members_at_load",
     "fct_user_compliance_at_load", "agg_compliance_trend", "fct_user_compliance_monthly",
+    "fct_learning_path_progress", "agg_classroom_sessions", "agg_classroom_attendance",
+    "fct_user_competencies", "fct_user_skill_balances", "agg_learner_skills",
 }  # fmt: skip
 
 
