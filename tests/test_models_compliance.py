@@ -37,6 +37,7 @@ from test_models_marts import (
     GROUPS_COLUMNS,
     LOADS_COLUMNS,
     MEMBERS_COLUMNS,
+    OTHER_MART_KEYS,
     PROGRESS_COLUMNS,
     SCD2_COLUMNS,
     USERS_COLUMNS,
@@ -543,7 +544,7 @@ def test_history_keys_are_unique(world: dlt.Pipeline) -> None:
         "fct_user_compliance_at_load": "load_id, user_id",
         "fct_user_compliance_monthly": "month_start, user_id",
         "bridge_user_group_members_at_load": "load_id, user_group_id, user_id",
-        "agg_org_compliance": "dimension, dimension_value",
+        **{name: ", ".join(key) for name, key in OTHER_MART_KEYS.items()},
     }
     for name, key in keys.items():
         (counts,) = query(

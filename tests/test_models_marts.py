@@ -765,15 +765,33 @@ MART_KEYS = {
     "agg_certification_expiry": ["course_progress_id"],
     "agg_revenue_monthly": ["month_start", "status", "payment_type", "currency"],
     "agg_progress_funnel_timing": ["course_id"],
+    "bridge_user_group_members_at_load": ["load_id", "user_group_id", "user_id"],
+    "fct_user_compliance_at_load": ["load_id", "user_id"],
+    "fct_user_compliance_monthly": ["month_start", "user_id"],
+}
+# marts whose inputs the hand-built world above does not hold (learning paths, classroom,
+# skills, org dimensions): keys checked on the compliance world and the generated world
+OTHER_MART_KEYS = {
+    "agg_org_compliance": ["dimension", "dimension_value"],
+    "fct_learning_path_progress": ["learning_path_id", "user_id"],
+    "agg_classroom_sessions": ["timeslot_id"],
+    "agg_classroom_attendance": ["user_id"],
+    "fct_user_competencies": ["user_id", "competency_id"],
+    "fct_user_skill_balances": ["user_id", "skill_id"],
+    "agg_learner_skills": ["user_id"],
 }
 
 PROGRESS_STATUSES = {"passed", "failed", "in-progress", "not-started", "not-applicable"}
+COMPLIANCE_STATUSES = {"compliant", "in_progress", "overdue", "expired", "not_compliant"}
+REQUIRED_RULES = {"configured_courses", "group_assignments", "every_enrolment"}
 ACCEPTED_VALUES = {
     ("fct_course_progress", "status"): PROGRESS_STATUSES,
     ("fct_course_progress_status_history", "status"): PROGRESS_STATUSES,
-    ("agg_user_compliance", "compliance_status"): {
-        "compliant", "in_progress", "overdue", "not_compliant",
-    },
+    ("agg_user_compliance", "compliance_status"): COMPLIANCE_STATUSES,
+    ("fct_user_compliance_at_load", "compliance_status"): COMPLIANCE_STATUSES,
+    ("fct_user_compliance_monthly", "compliance_status"): COMPLIANCE_STATUSES,
+    ("fct_course_progress", "required_rule"): REQUIRED_RULES,
+    ("agg_user_compliance", "required_rule"): REQUIRED_RULES,
     ("agg_certification_expiry", "expiry_window"): {
         "expired", "within_30d", "within_60d", "within_90d", "later",
     },

@@ -16,10 +16,17 @@ from typing import Any
 
 import dlt
 import pytest
-from test_models_marts import ACCEPTED_VALUES, MART_KEYS, make_pipeline, mart, query
+from test_models_marts import (
+    ACCEPTED_VALUES,
+    MART_KEYS,
+    OTHER_MART_KEYS,
+    make_pipeline,
+    mart,
+    query,
+)
 
 from skyprep_sandbox import Sandbox, World
-from skyprep_source import build_models, skyprep
+from skyprep_source import ModelSettings, build_models, skyprep
 from skyprep_source.models import ModelsBuild
 
 UTC = dt.timezone.utc
@@ -307,10 +314,13 @@ def test_a_generated_world_gives_unique_keys_and_known_statuses(tmp_path) -> Non
     load(pipeline, account)
     account.advance(days=3)
     load(pipeline, account)
-    result = build_models(pipeline)
+    result = build_models(pipeline, settings=ModelSettings(org_dimensions={"department": "ca_0"}))
     assert result.skipped == {}
-    assert all(result.rows[name] > 0 for name in MART_KEYS), result.rows
-    for name, key in MART_KEYS.items():
+    keys = {**MART_KEYS, **OTHER_MART_KEYS}
+    assert all(result.rows[name] > 0 for name in keys), result.rows
+    trend = query(pipeline, "select load_id, user_group_id from {a}.agg_compliance_trend")
+    assert len({(row["load_id"], row["user_group_id"]) for row in trend}) == len(trend) > 0
+    for name, key in keys.items():
         rows = query(pipeline, f"select {', '.join(key)} from {{a}}.{name}")
         values = [tuple(row[column] for column in key) for row in rows]
         assert all(v is not None for value in values for v in value), name
