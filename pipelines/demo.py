@@ -4,7 +4,8 @@
 2. loads it into ./skyprep.duckdb (fresh: the old file and pipeline state are dropped);
 3. lets a day pass in the sandbox and loads again, then shows what changed per table
    (new, updated and deleted rows, read from the scd2 validity columns);
-4. ends with a completion summary read from the marts in `skyprep_analytics`.
+4. ends with a completion summary and the compliance trend of its loads, read from the marts
+   in `skyprep_analytics`.
 
     python pipelines/demo.py                 # demo scale (a few thousand rows)
     python pipelines/demo.py --scale tiny    # or SKYPREP_DEMO_SCALE=tiny: seconds
@@ -199,6 +200,37 @@ def print_completion_summary(db: duckdb.DuckDBPyConnection, analytics: str) -> b
     return True
 
 
+def print_compliance_trend(db: duckdb.DuckDBPyConnection, analytics: str) -> bool:
+    """The account's compliance as recorded at each load (agg_compliance_trend), under the
+    required-training rule in force. Returns False (and prints why) when the mart is missing."""
+    try:
+        loads = db.execute(
+            f"""select required_rule, learners_with_assignments, compliant, in_progress,
+                    overdue, expired, not_compliant, share_compliant
+                from "{analytics}".agg_compliance_trend
+                where user_group_id is null
+                order by as_of_at"""
+        ).fetchall()
+    except duckdb.Error as missing:
+        print(f"\n(no compliance trend: the marts are not built: {missing})")
+        return False
+    rule = next((row[0] for row in reversed(loads) if row[0]), "none")
+    print(f"\n== Compliance trend (required training: {rule}) ==")
+    print(
+        f"  {'load':<6}  {'learners':>8}  {'compliant':>9}  {'in progress':>11}  "
+        f"{'overdue':>7}  {'expired':>7}  {'not compliant':>13}  {'share':>6}"
+    )
+    for n, (_, learners, compliant, open_, overdue, expired, failed, share) in enumerate(loads):
+        print(
+            f"  {n + 1:<6}  {learners:>8}  {compliant:>9}  {open_:>11}  {overdue:>7}  "
+            f"{expired:>7}  {failed:>13}  {float(share or 0):6.1%}"
+        )
+    if loads:
+        *_, share = loads[-1]
+        print(f"compliant share now: {float(share or 0):.1%} of {loads[-1][1]} learners")
+    return True
+
+
 def fresh_database(path: Path) -> None:
     """Drop the previous demo's database (and its WAL) so every demo starts the same."""
     for stale in (path, path.with_name(path.name + ".wal")):
@@ -289,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_changes(changes)
         if second.models is not None:
             print_completion_summary(db, ANALYTICS_DATASET_NAME)
+            print_compliance_trend(db, ANALYTICS_DATASET_NAME)
         elif second.models_note:
             print(f"\n(models {second.models_note})")
 

@@ -189,6 +189,7 @@ def populate(world: Any, scale: Scale) -> None:
     _payments(world, rng, scale, now)
     _skills_and_competencies(world, rng, scale, start, now)
     _learning_paths(world, rng, scale, start, now)
+    _settle_required_training(world, groups, now)
     _instructor_led_trainings(world, rng, scale, start, now)
     _materials(world, rng, scale, start, now)
     _roles_datasets_power_users(world, rng)
@@ -533,6 +534,59 @@ def _learning_paths(world: Any, rng: random.Random, scale: Scale, start: int, no
                 "user_group_ids": rng.sample(group_ids, min(len(group_ids), 1)),
             },
         )
+
+
+# Required training in a real account is mostly done: of the progresses a learner's groups (and
+# the learning paths assigned to them) require, these shares are re-drawn as failed, or left
+# open (not started / in progress, as generated); the rest are passed, recently enough that
+# most certifications are still valid.
+REQUIRED_FAILED = 0.015
+REQUIRED_OPEN = 0.12  # kept open only when generated open (about 4 in 10 are)
+EXPIRED_SHARE = 0.06  # passes of an expiring course completed more than its validity ago
+
+
+def _settle_required_training(world: Any, groups: list[tuple[int, list[int]]], now: int) -> None:
+    """Make the required training of the generated account look like a real account's: most
+    learners compliant, a minority overdue, expired or failed (docs/sandbox.md).
+
+    Runs on its own random stream, after everything else is generated from the main one, so
+    every table's rows, ids and counts are those the main stream gives; only the status and
+    dates of required progresses change (through `World.set_progress_status`, which records
+    the dates a real account would)."""
+    from skyprep_sandbox.formats import parse_any
+
+    rng = random.Random(f"required-training-{world.seed}")
+    required: dict[int, set[int]] = {}
+    for gid, courses in groups:
+        for uid in world.group_members.get(gid, {}):
+            required.setdefault(uid, set()).update(courses)
+    for lid in world.learning_paths.ids():
+        path = world.learning_paths.get(lid) or {}
+        for gid in path.get("user_group_ids", []):
+            for uid in world.group_members.get(gid, {}):
+                required.setdefault(uid, set()).update(path.get("course_ids", []))
+    for uid in sorted(required):
+        for pid in list(world.progresses_by_user.get(uid, {})):
+            cid, _uid, status, _expiry = world.progresses.meta[pid]
+            if cid not in required[uid] or status == "not-applicable":
+                continue
+            created = parse_any((world.progresses.get(pid) or {})["created_at"]) or now
+            if now - created < 2 * DAY:
+                continue  # just enrolled: as generated
+            expiry_days = world.courses.meta[cid][2]
+            q = rng.random()
+            if q < REQUIRED_FAILED:
+                target, back = "failed", rng.random() * 90 * DAY
+            elif q < REQUIRED_OPEN and status in ("not-started", "in-progress"):
+                continue
+            elif expiry_days:
+                target, back = "passed", rng.random() * expiry_days * DAY / (1 - EXPIRED_SHARE)
+            else:
+                target, back = "passed", rng.random() * 365 * DAY
+            at = min(now - 1, max(created + 3600, now - int(back)))
+            world.set_progress_status(pid, target, at=at)
+            # the now-relative fields (days until the deadline, expired) as of the world's now
+            world._update_progress(pid, lambda r: world._refresh_progress_clock(r, now))
 
 
 def _instructor_led_trainings(

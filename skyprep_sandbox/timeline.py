@@ -220,7 +220,8 @@ def _payments_arrive_and_settle(world: Any, rng: random.Random, at: Callable[...
             )
     # Refunds come within REFUND_WINDOW_DAYS of the purchase, so a payment's status only
     # changes while it is young (pending ones settle within days too).
-    since = world.now_ts - REFUND_WINDOW_DAYS * DAY
+    # (the refund lands later this day, up to a day after now: the window is counted from there)
+    since = world.now_ts + DAY - REFUND_WINDOW_DAYS * DAY
     complete = [
         pid
         for pid, (status, _ptype, created) in world.payments.meta.items()

@@ -26,6 +26,7 @@ SECTIONS = (
     "== Day 2: second load ==",
     "== What changed on day 2 ==",
     "== Completion summary (skyprep_analytics) ==",
+    "== Compliance trend (required training: group_assignments) ==",
 )
 
 
@@ -72,6 +73,11 @@ def test_demo_prints_each_section_leaves_the_database_and_repeats_identically(
     assert re.search(r"^\s+course_progresses\s+\d+\s+\d+\s+\d+$", changes, re.MULTILINE)
     assert "top courses by completion rate:" in first.stdout
     assert "learners by compliance status:" in first.stdout
+    trend = section(first.stdout, SECTIONS[4]).strip().splitlines()
+    assert [line.split()[0] for line in trend[1:3]] == ["1", "2"]  # one row per load
+    assert re.search(
+        r"^compliant share now: \d+\.\d% of [1-9]\d* learners$", "\n".join(trend), re.MULTILINE
+    )
     # a fresh start each time: both runs report the very same loads and changes
     for title in SECTIONS[1:]:
         assert _without_timings(section(first.stdout, title)) == _without_timings(
