@@ -189,7 +189,8 @@ def populate(world: Any, scale: Scale) -> None:
     _payments(world, rng, scale, now)
     _skills_and_competencies(world, rng, scale, start, now)
     _learning_paths(world, rng, scale, start, now)
-    _settle_required_training(world, groups, now)
+    if scale.settle_required_training:
+        _settle_required_training(world, groups, now)
     _instructor_led_trainings(world, rng, scale, start, now)
     _materials(world, rng, scale, start, now)
     _roles_datasets_power_users(world, rng)

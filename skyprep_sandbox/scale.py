@@ -23,6 +23,10 @@ class Scale:
     #: Rows of a saved report's CSV are capped here: real reports are rendered, not dumped.
     report_rows: int
     history_days: int = 3 * 365
+    #: Required training mostly done, as in a real account (generator._settle_required_training).
+    #: Off for tiny: its few progresses are nearly all required, and tests of change detection
+    #: need some that still move when days pass (a passed progress never moves by itself).
+    settle_required_training: bool = True
 
 
 SCALES: dict[str, Scale] = {
@@ -39,6 +43,7 @@ SCALES: dict[str, Scale] = {
         instructor_led_trainings=2,
         materials=5,
         report_rows=200,
+        settle_required_training=False,
     ),
     "demo": Scale(
         name="demo",
