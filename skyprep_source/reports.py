@@ -9,9 +9,12 @@ by column, so the table reads like the API's own data.
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import io
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,6 +33,35 @@ _PERCENT = r"^-?\d+(\.\d+)?%$"
 # candidate columns naming the user and the course of a row, best first
 _USER_COLUMNS = ("User ID", "Email", "User Email", "Username", "User")
 _COURSE_COLUMNS = ("Course ID", "Course", "Course Name")
+
+
+# `saved_report_type` of a report whose result SkyPrep stores: its CSV changes only when the
+# report is regenerated, and regenerating it moves `updated_at`
+STORED_REPORT_TYPE = "saved_report_with_data"
+
+
+def is_stored_report(report: Mapping[str, Any]) -> bool:
+    """Whether SkyPrep keeps the report's result (`saved_report_with_data`). Any other report
+    (`saved_report`, rendered when downloaded, or a type the list does not give) is live: its
+    rows change with the account while its `updated_at` does not."""
+    return report.get("saved_report_type") == STORED_REPORT_TYPE
+
+
+def stored_report_version(report: Mapping[str, Any]) -> str:
+    """What identifies a stored report's result: its `updated_at` and, when listed, the digest
+    of its parameters (an edited definition). Empty when the list gives no `updated_at`."""
+    updated_at = report.get("updated_at")
+    if updated_at is None:
+        return ""
+    version = updated_at.isoformat() if hasattr(updated_at, "isoformat") else str(updated_at)
+    digest = report.get("report_params_digest")
+    return f"{version} {digest}" if digest else version
+
+
+def content_digest(csv_text: str | bytes) -> str:
+    """A downloaded report's content digest (SHA-256 of its CSV)."""
+    data = csv_text.encode("utf-8") if isinstance(csv_text, str) else csv_text
+    return hashlib.sha256(data).hexdigest()
 
 
 def report_table_name(name: str) -> str:

@@ -35,7 +35,13 @@ from skyprep_source.client import (
 from skyprep_source.endpoints import ENDPOINTS, ROW_HASH, SNAPSHOT_RESOURCES, Endpoint
 from skyprep_source.errors import SkyPrepAPIError
 from skyprep_source.normalize import json_columns, records_to_table
-from skyprep_source.reports import csv_to_table, report_table_name
+from skyprep_source.reports import (
+    content_digest,
+    csv_to_table,
+    is_stored_report,
+    report_table_name,
+    stored_report_version,
+)
 from skyprep_source.row_hash import add_row_hash
 
 DAY_SECONDS = 86_400
@@ -452,29 +458,42 @@ def payments_resource(
 def saved_report_downloads_resource(
     client: SkyPrepClient, saved_advanced_reports: DltResource
 ) -> DltResource:
-    """One `saved_report__<name>` table per saved report, replaced only when the report's
-    `updated_at` changed since the last run (resource state, committed with the load)."""
+    """One `saved_report__<name>` table per saved report (resource state, committed with the
+    load, remembers what each table holds):
+
+    - a stored report (`saved_report_with_data`) is downloaded when its `updated_at` or its
+      `report_params_digest` changed since the last download;
+    - a live report (`saved_report`, rendered at download time, or no type given) is
+      downloaded on every run, and its table replaced when the CSV's content digest changed.
+    """
 
     def downloads(reports_page: pa.Table) -> Iterator[Any]:
-        downloaded: dict[str, str] = dlt.current.resource_state().setdefault("updated_at", {})
+        resource_state = dlt.current.resource_state()
+        stored: dict[str, str] = resource_state.setdefault("updated_at", {})
+        live: dict[str, str] = resource_state.setdefault("content_digest", {})
         names_taken: set[str] = set()
-        columns = ["id", "name", "updated_at"]
-        for report in reports_page.select(columns).to_pylist():
-            report_id, updated_at = report["id"], report["updated_at"]
+        for report in reports_page.to_pylist():
+            report_id = report["id"]
             table_name = report_table_name(report["name"] or str(report_id))
             if table_name in names_taken:  # two reports with one name: keep both
                 table_name = f"{table_name}_{report_id}"
             names_taken.add(table_name)
-            version = updated_at.isoformat() if updated_at is not None else ""
-            if version and downloaded.get(str(report_id)) == version:
+            version = stored_report_version(report) if is_stored_report(report) else ""
+            if version and stored.get(str(report_id)) == version:
                 continue
             csv_text = client.call_text(
                 "get_saved_advanced_report",
                 {"saved_advanced_report_id": report_id, "format": "csv"},
             )
+            if not version:
+                digest = content_digest(csv_text)
+                if live.get(str(report_id)) == digest:
+                    continue  # the same rows as the table holds: nothing to rewrite
+                live[str(report_id)] = digest
             hints = dlt.mark.make_hints(table_name=table_name, write_disposition="replace")
             yield dlt.mark.with_hints(csv_to_table(csv_text), hints, create_table_variant=True)
-            downloaded[str(report_id)] = version
+            if version:
+                stored[str(report_id)] = version
 
     return dlt.transformer(
         downloads,
