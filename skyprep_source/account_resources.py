@@ -453,6 +453,9 @@ def platform_counts_resource(client: SkyPrepClient) -> DltResource:
                 client.call(endpoint.route, {"data_type": data_type}), endpoint.route, data_type
             )
             row[data_type] = answer.get("data")  # a numeric string: the normaliser types it
+        # the package's id on the row: a rerun after a kill mid-load can undo a half-done
+        # append (skyprep_source.resume) instead of appending the row twice
+        row["_dlt_load_id"] = dlt.current.load_package_state()["load_id"]
         yield _rows_to_item([row], endpoint)
 
     return dlt.resource(

@@ -41,6 +41,7 @@ from skyprep_source.errors import (
     SkyPrepRequestFailed,
 )
 from skyprep_source.models import DEFAULT_ANALYTICS_DATASET as ANALYTICS_DATASET_NAME
+from skyprep_source.run_lock import PipelineLocked, run_lock
 
 # The defaults are DESIGN.md's: pipeline `skyprep`, dataset `skyprep_data`, models in
 # `skyprep_analytics`; with destination "duckdb" dlt names the file after the pipeline
@@ -67,6 +68,7 @@ class ExitCode(IntEnum):
     API = 5  # SkyPrep unreachable, kept throttling/failing, or answered an error
     LOAD = 6  # the destination refused the load (connection, credentials, failed jobs)
     MODELS = 7  # data loaded, but building the SQL models failed
+    LOCKED = 10  # another run of the same pipeline is in progress (skyprep_source.run_lock)
     INTERRUPTED = 130  # Ctrl-C / SIGINT, the shell convention
 
 
@@ -257,10 +259,18 @@ def check_connection(source_options: Mapping[str, Any] | None = None) -> str:
 
 
 def run_load(options: RunOptions) -> RunSummary:
-    """Extract the account, load it into the destination, build the models.
+    """Extract the account, load it into the destination, build the models: one run at a
+    time per pipeline (a dry run, `plan_only`, takes no lock).
 
     Raises whatever failed; `describe_failure` turns it into a `JobFailure`.
     """
+    if options.plan_only:
+        return _run_load(options)
+    with run_lock(_pipelines_dir(options), options.pipeline_name):
+        return _run_load(options)
+
+
+def _run_load(options: RunOptions) -> RunSummary:
     from skyprep_source.client import SkyPrepClient
     from skyprep_source.duckdb_destination import duckdb_destination
 
@@ -308,6 +318,7 @@ def run_load(options: RunOptions) -> RunSummary:
         )
     assert pipeline is not None
     keep_no_loaded_files()
+    finish_interrupted_run(pipeline, options.progress)
     # a subset must not drop the tables of resources it does not reload
     refresh = None
     if options.full_refresh:
@@ -364,10 +375,34 @@ def _pipeline_exists(options: RunOptions) -> bool:
     """Whether the pipeline's working directory exists (it has run here before)."""
     import os
 
+    return os.path.isdir(os.path.join(_pipelines_dir(options), options.pipeline_name))
+
+
+def _pipelines_dir(options: RunOptions) -> str:
+    """The directory holding the pipeline's working directory (dlt's default or the option)."""
     from dlt.common.pipeline import get_dlt_pipelines_dir
 
-    pipelines_dir = options.pipelines_dir or get_dlt_pipelines_dir()
-    return os.path.isdir(os.path.join(pipelines_dir, options.pipeline_name))
+    return options.pipelines_dir or get_dlt_pipelines_dir()
+
+
+def finish_interrupted_run(pipeline: Any, progress: TextIO | None = None) -> None:
+    """Finish, exactly once, the load packages a killed run left (skyprep_source.resume),
+    so that this run then reads and loads its own night as usual."""
+    from skyprep_source.resume import finish_pending_packages
+
+    for recovery in finish_pending_packages(pipeline):
+        if progress is not None:
+            redone = (
+                f"; reloaded {', '.join(recovery.redone_tables)} (half-loaded when it stopped)"
+                if recovery.redone_tables
+                else ""
+            )
+            print(
+                f"[skyprep] finished load package {recovery.load_id} left by an interrupted "
+                f"run{redone}",
+                file=progress,
+                flush=True,
+            )
 
 
 def keep_no_loaded_files() -> None:
@@ -424,6 +459,8 @@ def _classify(error: BaseException) -> JobFailure:
             return JobFailure(ExitCode.INTERRUPTED, "interrupted; re-run to complete the load")
         if isinstance(candidate, ConfigFieldMissingException):
             return config_missing_failure(candidate)
+        if isinstance(candidate, PipelineLocked):
+            return JobFailure(ExitCode.LOCKED, str(candidate))
     for candidate in chain:
         if isinstance(candidate, SkyPrepCredentialsError):
             return JobFailure(ExitCode.CREDENTIALS, _first_line(candidate))
