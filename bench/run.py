@@ -293,6 +293,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "source", sb, workdir / "source-all", extra=everything, label="source-all-noop"
         )
         all_noop_stats = sb.stats()
+        live_reports = _live_reports(sb)
 
         log(
             f"source: rate-limited sync, {RATE_LIMIT_CALLS} calls per {RATE_WINDOW_S:g} s, "
@@ -358,6 +359,8 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 "append_only_tables": all_noop["append_only_tables"],
                 "rows_appended_to_history": _written(all_noop, only=all_noop["append_only_tables"]),
                 "report_downloads": _report_downloads(all_noop_stats),
+                # live saved reports are rendered at download time: downloaded every run
+                "live_reports": live_reports,
                 "seconds": all_noop["seconds"],
             },
         },
@@ -390,6 +393,18 @@ def _written(
     written = measured.get("rows_in_this_load", {})
     tables = set(written if only is None else only) - set(exclude)
     return int(sum(count for table, count in written.items() if table in tables))
+
+
+def _live_reports(sandbox: SandboxProcess) -> int:
+    """How many of the served saved reports are live (not `saved_report_with_data`)."""
+    import urllib.parse
+    import urllib.request
+
+    body = urllib.parse.urlencode({"api_key": API_KEY, "acct_key": ACCT_KEY}).encode()
+    url = f"{sandbox.base_url}/get_saved_advanced_reports"
+    with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=60) as answer:
+        reports = json.loads(answer.read())
+    return sum(1 for r in reports if r.get("saved_report_type") != "saved_report_with_data")
 
 
 def _report_downloads(stats: dict[str, Any]) -> int:
@@ -457,9 +472,9 @@ def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
         ),
         (
             "incremental_noop_report_downloads",
-            "= 0 (full sync downloaded > 0)",
+            "= the live reports (stored ones 0; full sync downloaded > 0)",
             noop["all_resources"]["report_downloads"],
-            noop["all_resources"]["report_downloads"] == 0
+            noop["all_resources"]["report_downloads"] == noop["all_resources"]["live_reports"]
             and noop["all_resources"]["full_sync_report_downloads"] > 0,
         ),
         (

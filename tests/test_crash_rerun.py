@@ -90,12 +90,14 @@ class Night:
             assert result.returncode == 0, result.stderr
         return cwd
 
-    def killed(self, name: str, crash_at: str, *args: str) -> tuple[Path, str]:
-        """The night killed at `crash_at`, then rerun: (directory, the rerun's stderr)."""
+    def killed(self, name: str, crash_at: str, *args: str, kills: int = 1) -> tuple[Path, str]:
+        """The night killed at `crash_at` (`kills` runs in a row), then rerun: (directory, the
+        rerun's stderr)."""
         cwd, env = self.copy(name)
-        killed = skyprep(cwd, env, *args, crash_at=crash_at)
-        assert killed.returncode == -9, (killed.returncode, killed.stderr[-3000:])
-        assert f"[crash_harness] SIGKILL at {crash_at}" in killed.stderr
+        for _ in range(kills):
+            killed = skyprep(cwd, env, *args, crash_at=crash_at)
+            assert killed.returncode == -9, (killed.returncode, killed.stderr[-3000:])
+            assert f"[crash_harness] SIGKILL at {crash_at}" in killed.stderr
         if crash_at.startswith("extract"):
             assert unfinished_extracts(cwd)  # the kill left a half-written extract
         rerun = skyprep(cwd, env, *args)
@@ -242,6 +244,15 @@ def test_a_rerun_after_kill_9_loads_the_night_exactly_once(
     assert mart_counts(cwd / "skyprep.duckdb") == mart_counts(
         night.root / "baseline" / "skyprep.duckdb"
     )
+
+
+def test_a_kill_while_a_rerun_finishes_the_package_is_recovered_as_well(
+    night: Night, baseline: dict[str, Counter[str]]
+) -> None:
+    # the second run is killed at the same point of the package it finishes
+    cwd, _ = night.killed("twice", "load-committed:course_progresses/copy", kills=2)
+
+    assert differences(baseline, duckdb_content(cwd / "skyprep.duckdb")) == {}
 
 
 def test_a_rerun_says_it_finished_the_package_a_kill_left(night: Night) -> None:
