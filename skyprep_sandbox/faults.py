@@ -24,6 +24,11 @@ FAULT_KINDS = (
     "html_error",
     "page_drift_insert",
     "page_drift_delete",
+    "empty_list",
+    "empty_object",
+    "error_object",
+    "json_answer",
+    "cut_list",
 )
 DRIFT_KINDS = ("page_drift_insert", "page_drift_delete")
 
@@ -31,7 +36,8 @@ DRIFT_KINDS = ("page_drift_insert", "page_drift_delete")
 @dataclass
 class Fault:
     """One armed fault. `options`: delay_s (slow), retry_after (429/503; None omits the
-    header), status (html_error; default 200), records (page drift; default 3)."""
+    header), status (html_error; default 200), records (page drift; default 3), message
+    (error_object), body (json_answer: any JSON value), rows (cut_list; default 1)."""
 
     kind: str
     route: str | None = None

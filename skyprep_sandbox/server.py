@@ -391,6 +391,10 @@ class Sandbox:
         reply.delay_s = delay
         if fault is not None and fault.kind == "truncated_body":
             reply.action = "truncate"
+        if fault is not None and fault.kind == "cut_list" and reply.status == 200:
+            answer = orjson.loads(reply.body)
+            if isinstance(answer, list):  # a list cut short, at HTTP 200
+                reply.body = orjson.dumps(answer[: int(fault.options.get("rows", 1))])
         return reply
 
     def _fault_reply(self, fault: Fault, route: str, params: dict[str, str]) -> Reply | None:
@@ -412,6 +416,15 @@ class Sandbox:
             return Reply(int(fault.options.get("status", 200)), ERROR_PAGE, HTML)
         if kind == "drop_connection":
             return Reply(action="drop")
+        if kind == "empty_list":
+            return Reply(200, b"[]")
+        if kind == "empty_object":
+            return Reply(200, b"{}")
+        if kind == "error_object":
+            message = fault.options.get("message", "temporarily unavailable")
+            return Reply(int(fault.options.get("status", 200)), orjson.dumps({"error": message}))
+        if kind == "json_answer":
+            return Reply(200, orjson.dumps(fault.options.get("body", [])))
         if kind in ("page_drift_insert", "page_drift_delete"):
             records = int(fault.options.get("records", 3))
             with self.world.lock:

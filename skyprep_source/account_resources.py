@@ -31,6 +31,7 @@ from sqlglot import exp
 from skyprep_source.client import SkyPrepClient, key_of
 from skyprep_source.endpoints import ENDPOINTS, Endpoint
 from skyprep_source.errors import SkyPrepAPIError
+from skyprep_source.retirement import RetirementPolicy, RunReport, isolated
 from skyprep_source.schemas import PLATFORM_COUNT_TYPES
 
 logger = logging.getLogger("skyprep_source")
@@ -94,13 +95,19 @@ def read_api_options(
 
 
 def read_api_resources(
-    client: SkyPrepClient, snapshots: Mapping[str, DltResource], options: ReadApiOptions
+    client: SkyPrepClient,
+    snapshots: Mapping[str, DltResource],
+    options: ReadApiOptions,
+    report: RunReport | None = None,
+    policy: RetirementPolicy | None = None,
 ) -> list[DltResource]:
     """The resources of this module, fed by the source's snapshot resources where they fan out.
 
     Opt-in resources are created only when asked for: absent, they cannot be selected by
-    mistake and cost nothing.
+    mistake and cost nothing. Each is isolated (retirement.isolated): one that fails after
+    its retries is skipped, its table retiring nothing, unless `policy.all_or_nothing`.
     """
+    _isolation.update(report=report or RunReport(), policy=policy or RetirementPolicy())
     timeslots = timeslots_resource(client, options)
     resources = [
         *learning_path_bridge_resources(snapshots["learning_paths"]),
@@ -125,6 +132,17 @@ def read_api_resources(
 
 
 # ---- shared pieces (the source's own conventions) -----------------------------------------
+
+# the run's report and policy, set by read_api_resources (resources are built right after)
+_isolation: dict[str, Any] = {}
+
+
+def _isolated(name: str, read: Any, endpoint: Endpoint | None, parent: str | None = None) -> Any:
+    """`read` skipped for the run when it fails (retirement.isolated), its table held."""
+    report = _isolation.get("report") or RunReport()
+    policy = _isolation.get("policy") or RetirementPolicy()
+    empty = (lambda: _rows_to_item([], endpoint)) if endpoint is not None else None
+    return isolated(name, read, report, policy, endpoint=endpoint, parent=parent, empty_item=empty)
 
 
 def _core() -> Any:
@@ -207,7 +225,10 @@ def _bridge_resource(
             yield _rows_to_item(rows, endpoint)
 
     return dlt.transformer(
-        unpack, data_from=learning_paths, name=resource_name, write_disposition=_scd2(endpoint)
+        _isolated(resource_name, unpack, endpoint, "learning_paths"),
+        data_from=learning_paths,
+        name=resource_name,
+        write_disposition=_scd2(endpoint),
     )
 
 
@@ -305,7 +326,7 @@ def timeslots_resource(client: SkyPrepClient, options: ReadApiOptions) -> DltRes
         state["last_run_date"] = today.isoformat()
 
     return dlt.resource(
-        read_timeslots,
+        _isolated(endpoint.resource, read_timeslots, endpoint),
         name=endpoint.resource,
         write_disposition=_scd2(endpoint),
         columns=_json_hints(endpoint),
@@ -341,7 +362,7 @@ def timeslot_registrations_resource(client: SkyPrepClient, timeslots: DltResourc
                 logger.warning("SkyPrep timeslot %s vanished while it was read", timeslot_id)
 
     return dlt.transformer(
-        registrations,
+        _isolated(endpoint.resource, registrations, endpoint, "instructor_led_training_timeslots"),
         data_from=timeslots,
         name=endpoint.resource,
         write_disposition=_scd2_by_key(endpoint),
@@ -381,7 +402,10 @@ def competency_awards_resource(client: SkyPrepClient, competencies: DltResource)
             yield _rows_to_item(rows, endpoint)
 
     return dlt.transformer(
-        awards, data_from=competencies, name=endpoint.resource, write_disposition=_scd2(endpoint)
+        _isolated(endpoint.resource, awards, endpoint, "competencies"),
+        data_from=competencies,
+        name=endpoint.resource,
+        write_disposition=_scd2(endpoint),
     )
 
 
@@ -405,7 +429,10 @@ def skill_leaderboards_resource(client: SkyPrepClient, skills: DltResource) -> D
             yield _rows_to_item(rows, endpoint)
 
     return dlt.transformer(
-        leaderboards, data_from=skills, name=endpoint.resource, write_disposition=_scd2(endpoint)
+        _isolated(endpoint.resource, leaderboards, endpoint, "skills"),
+        data_from=skills,
+        name=endpoint.resource,
+        write_disposition=_scd2(endpoint),
     )
 
 
@@ -414,7 +441,9 @@ def _details_of(
 ) -> dict[str, Any] | None:
     """One record's details; None when it vanished since its list was read (404)."""
     try:
-        return _object(client.call(route, {id_param: record_id}), route, f"{id_param} {record_id}")
+        return _object(
+            client.call_record(route, {id_param: record_id}), route, f"{id_param} {record_id}"
+        )
     except SkyPrepAPIError as error:
         if error.status != 404:
             raise
@@ -430,11 +459,11 @@ def program_resource(client: SkyPrepClient) -> DltResource:
     endpoint = ENDPOINTS["program"]
 
     def read_program() -> Iterator[Any]:
-        program = _object(client.call(endpoint.route), endpoint.route, "the account")
+        program = _object(client.call_record(endpoint.route), endpoint.route, "the account")
         yield _rows_to_item([program], endpoint)
 
     return dlt.resource(
-        read_program,
+        _isolated(endpoint.resource, read_program, endpoint),
         name=endpoint.resource,
         write_disposition=_scd2(endpoint),
         columns=_json_hints(endpoint),
@@ -450,7 +479,9 @@ def platform_counts_resource(client: SkyPrepClient) -> DltResource:
         row: dict[str, Any] = {"measured_at": datetime.now(timezone.utc).isoformat()}
         for data_type in PLATFORM_COUNT_TYPES:
             answer = _object(
-                client.call(endpoint.route, {"data_type": data_type}), endpoint.route, data_type
+                client.call_record(endpoint.route, {"data_type": data_type}),
+                endpoint.route,
+                data_type,
             )
             row[data_type] = answer.get("data")  # a numeric string: the normaliser types it
         # the package's id on the row: a rerun after a kill mid-load can undo a half-done
@@ -459,7 +490,9 @@ def platform_counts_resource(client: SkyPrepClient) -> DltResource:
         yield _rows_to_item([row], endpoint)
 
     return dlt.resource(
-        read_counts, name=endpoint.resource, write_disposition=endpoint.write_disposition()
+        _isolated(endpoint.resource, read_counts, endpoint),
+        name=endpoint.resource,
+        write_disposition=endpoint.write_disposition(),
     )
 
 
@@ -523,7 +556,7 @@ def user_skill_balances_resource(client: SkyPrepClient, users: DltResource) -> D
 def _per_user(client: SkyPrepClient, route: str, user_id: int) -> dict[str, Any] | None:
     """One user's answer; None when the user vanished since `users` listed them."""
     try:
-        return _object(client.call(route, {"user_id": user_id}), route, f"user {user_id}")
+        return _object(client.call_record(route, {"user_id": user_id}), route, f"user {user_id}")
     except SkyPrepAPIError as error:
         if error.status != 404:
             raise
@@ -544,7 +577,7 @@ def course_item_progresses_resource(
     def read_items() -> Iterator[Any]:
         for course_id in wanted:
             course = _object(
-                client.call("get_course", {"course_id": course_id}), "get_course", "a course"
+                client.call_record("get_course", {"course_id": course_id}), "get_course", "a course"
             )
             item_ids = [i for i in _id_list(course.get("course_items")) if i is not None]
             if not item_ids:
@@ -593,7 +626,7 @@ def manager_permissions_resource(
         rows = []
         for user_id, group_id in pairs:
             try:
-                answer = client.call(
+                answer = client.call_record(
                     endpoint.route, {"user_id": user_id, "user_group_id": group_id}
                 )
             except SkyPrepAPIError as error:

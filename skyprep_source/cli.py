@@ -180,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
             print("\n".join(summary.lines()), flush=True)
+            for line in summary.notices:  # held tables, skipped resources: exit 9 / 8
+                print(f"skyprep {args.command}: attention: {line}", file=sys.stderr, flush=True)
+            return int(summary.exit_code)
     except (Exception, KeyboardInterrupt) as error:
         secrets = configured_secrets(options)
         failure = describe_failure(error, secrets)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
@@ -27,6 +28,7 @@ from skyprep_source.errors import (
     CREDENTIALS_HINT,
     SkyPrepAPIError,
     SkyPrepCredentialsError,
+    SkyPrepNotFound,
     SkyPrepRequestFailed,
     SkyPrepRouteRefused,
     SkyPrepTransportError,
@@ -86,6 +88,17 @@ READ_ROUTES: frozenset[str] = frozenset(
 MAX_LIST_PASSES = 3
 # Named "get_" but with side effects: they mint login keys, auto-create users, mint OTP keys.
 SIDE_EFFECT_ROUTES: frozenset[str] = frozenset({"get_login_key", "get_course_otp"})
+
+# an error object's message that says the record does not exist (the only answer, besides
+# HTTP 404, that counts as "gone"; API-NOTES: the vendor's not-found answer is undocumented)
+NOT_FOUND_MESSAGE = re.compile(
+    r"\b(not found|not exist|does not exist|doesn't exist|no such|could not find|couldn't find)\b",
+    re.IGNORECASE,
+)
+# what a call's answer must be: a JSON array (list routes), an object that is not an error
+# (single-record routes), or anything (test_connection, get_course_item_progress)
+Expect = str
+EXPECT_ANY, EXPECT_LIST, EXPECT_RECORD = "any", "list", "record"
 
 RETRYABLE_STATUS: frozenset[int] = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 522, 524})
 _RETRYABLE_EXCEPTIONS: tuple[type[BaseException], ...] = (
@@ -412,6 +425,16 @@ class SkyPrepClient:
         """POST `route` with `params`; return the parsed JSON answer (retried as needed)."""
         return self._request(route, params, expect_json=True)
 
+    def call_record(self, route: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Call a single-record route; the answer must be a JSON object that is not an error.
+
+        `{}` or an error object at HTTP 200 is retried like a 5xx and then fails the call
+        (`SkyPrepRequestFailed`); a clear "not found" (HTTP 404, or an error object saying so)
+        raises `SkyPrepNotFound`; any other shape (a list, a number) raises `SkyPrepAPIError`.
+        """
+        answer = self._request(route, params, expect_json=True, expect=EXPECT_RECORD)
+        return dict(answer)
+
     def call_text(self, route: str, params: Mapping[str, Any] | None = None) -> str:
         """POST `route`; return the body as text (CSV downloads). HTML still means credentials."""
         return str(self._request(route, params, expect_json=False))
@@ -424,17 +447,12 @@ class SkyPrepClient:
         self, route: str, params: Mapping[str, Any] | None, page_format: PageFormat[P]
     ) -> P:
         """Call a list route; its answer (a JSON array) as a page of `page_format`."""
-        answer = self._request(route, params, expect_json=True, decode=page_format.decode)
+        answer = self._request(
+            route, params, expect_json=True, decode=page_format.decode, expect=EXPECT_LIST
+        )
         if isinstance(answer, _Decoded):
             return answer.page
-        if isinstance(answer, list):
-            return page_format.from_rows(answer)
-        if isinstance(answer, dict) and not answer:
-            return page_format.from_rows([])
-        raise SkyPrepAPIError(
-            f"SkyPrep {route} answered {self._describe_json(answer)} where a JSON array was "
-            f"expected; if this is an authentication message, {CREDENTIALS_HINT}"
-        )
+        return page_format.from_rows(answer)
 
     # ---- paging ----------------------------------------------------------------------
 
@@ -596,6 +614,7 @@ class SkyPrepClient:
         *,
         expect_json: bool,
         decode: Callable[[bytes], Any] | None = None,
+        expect: Expect = EXPECT_ANY,
     ) -> Any:
         ensure_read_route(route)
         url = f"{self.base_url}/{route}"
@@ -625,7 +644,7 @@ class SkyPrepClient:
                     body = response.raw.read(decode_content=True)
                     response.raw.release_conn()
                 return self._interpret(
-                    route, response, body, expect_json=expect_json, decode=decode
+                    route, response, body, expect_json=expect_json, decode=decode, expect=expect
                 )
             except _RetryableResponse as problem:
                 last_problem = str(problem)
@@ -654,7 +673,7 @@ class SkyPrepClient:
                 time.sleep(delay)
         raise SkyPrepRequestFailed(
             f"SkyPrep {route} failed {attempts} times in a row, last with {last_problem}; "
-            "nothing from this run was loaded, re-run later (or raise max_attempts)"
+            "re-run later (or raise max_attempts)"
         )
 
     def _interpret(
@@ -665,6 +684,7 @@ class SkyPrepClient:
         *,
         expect_json: bool,
         decode: Callable[[bytes], Any] | None = None,
+        expect: Expect = EXPECT_ANY,
     ) -> Any:
         status = response.status_code
         if status in RETRYABLE_STATUS:
@@ -681,6 +701,10 @@ class SkyPrepClient:
                 f"{'an HTML page' if looks_html else f'HTTP {status}'} instead of JSON: "
                 f"{CREDENTIALS_HINT}"
             )
+        if status == 404:
+            raise SkyPrepNotFound(
+                f"SkyPrep {route} answered HTTP 404: {self._redact(_short_text(body))}"
+            )
         if status >= 400:
             raise SkyPrepAPIError(
                 f"SkyPrep {route} answered HTTP {status}: {self._redact(_short_text(body))}",
@@ -689,13 +713,16 @@ class SkyPrepClient:
         if not expect_json:
             if not body:
                 raise SkyPrepTransportError("empty body")
+            if head[:1] in (b"{", b"["):
+                # a file was asked for (CSV): JSON here is an error answer, never the file
+                return self._shape_error(route, _loads_or_none(body), "a CSV file")
             return body.decode("utf-8", errors="replace")
         if decode is not None:
             page = decode(body)
             if page is not None:
                 return _Decoded(page)
         try:
-            return orjson.loads(body)
+            answer = orjson.loads(body)
         except orjson.JSONDecodeError:
             # JSON that starts but does not finish was cut in transit: worth another try
             if not head or head[:1] in b'[{"' or head[:1].isdigit():
@@ -703,13 +730,45 @@ class SkyPrepClient:
             raise SkyPrepCredentialsError(
                 f"SkyPrep {route} answered with a non-JSON body: {CREDENTIALS_HINT}"
             ) from None
+        if expect == EXPECT_LIST and not isinstance(answer, list):
+            return self._shape_error(route, answer, "a JSON array")
+        if expect == EXPECT_RECORD and (
+            not isinstance(answer, dict) or not answer or _error_message(answer) is not None
+        ):
+            return self._shape_error(route, answer, "a JSON object (one record)")
+        return answer
+
+    def _shape_error(self, route: str, answer: Any, expected: str) -> Any:
+        """Raise for an answer of the wrong shape (never returns).
+
+        Never read as an empty snapshot or a deleted record: a clear "not found" raises
+        `SkyPrepNotFound`; `{}` and an error object (a glitch the server may get over) are
+        retried like a 5xx; any other shape (a list where one record was expected) raises
+        `SkyPrepAPIError`."""
+        message = _error_message(answer) if isinstance(answer, dict) else None
+        if message is not None and NOT_FOUND_MESSAGE.search(message):
+            raise SkyPrepNotFound(
+                f"SkyPrep {route} answered not found: {self._redact(message)[:200]!r}"
+            )
+        if isinstance(answer, dict) and (message is not None or not answer):
+            raise _RetryableResponse(
+                f"{self._describe_json(answer)} at HTTP 200 where {expected} was expected",
+                None,
+                throttled=False,
+            )
+        raise SkyPrepAPIError(
+            f"SkyPrep {route} answered {self._describe_json(answer)} where {expected} was "
+            f"expected; if this is an authentication message, {CREDENTIALS_HINT}"
+        )
 
     def _describe_json(self, answer: Any) -> str:
         if isinstance(answer, dict):
-            message = answer.get("error") or answer.get("message") or answer.get("errors")
+            message = _error_message(answer) or answer.get("message")
             if message:
                 return f"an object with the message {self._redact(str(message))[:200]!r}"
-            return "an object"
+            return "an object" if answer else "an empty object {}"
+        if answer is None:
+            return "a body that is not JSON"
         return f"a {type(answer).__name__}"
 
     def _redact(self, text: str) -> str:
@@ -726,6 +785,22 @@ def _form_value(value: Any) -> Any:
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         return ",".join(str(v) for v in value)
     return value
+
+
+def _error_message(answer: Mapping[str, Any]) -> str | None:
+    """The message of an error object (`{"error": ...}`, `{"errors": [...]}`), else None."""
+    for name in ("error", "errors"):
+        value = answer.get(name)
+        if value not in (None, "", [], {}, False):
+            return str(value)
+    return None
+
+
+def _loads_or_none(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _has_rows(page: Any) -> bool:

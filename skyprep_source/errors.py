@@ -29,6 +29,14 @@ class SkyPrepAPIError(SkyPrepError):
         self.status = status
 
 
+class SkyPrepNotFound(SkyPrepAPIError):
+    """SkyPrep said clearly that a record does not exist (HTTP 404, or an error object at 200
+    whose message says "not found"): the only answer that lets a record be retired."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=404)
+
+
 class SkyPrepRequestFailed(SkyPrepError):
     """A call kept failing with retryable errors until the attempts ran out."""
 

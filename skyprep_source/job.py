@@ -68,6 +68,8 @@ class ExitCode(IntEnum):
     API = 5  # SkyPrep unreachable, kept throttling/failing, or answered an error
     LOAD = 6  # the destination refused the load (connection, credentials, failed jobs)
     MODELS = 7  # data loaded, but building the SQL models failed
+    PARTIAL = 8  # loaded, but optional resources failed and were skipped (tables untouched)
+    RETIREMENT_HELD = 9  # loaded, but a table would retire too many rows: it retired none
     LOCKED = 10  # another run of the same pipeline is in progress (skyprep_source.run_lock)
     INTERRUPTED = 130  # Ctrl-C / SIGINT, the shell convention
 
@@ -116,6 +118,9 @@ class RunSummary:
     models_note: str | None = None
     plan: Any = None  # skyprep_source.plan.CallPlan, made before the first data call
     plan_only: bool = False
+    # what the source held back or skipped (retirement.RunReport), and the exit code it means
+    notices: list[str] = field(default_factory=list)
+    exit_code: int = 0
 
     @property
     def total_rows(self) -> int:
@@ -140,6 +145,7 @@ class RunSummary:
             )
         elif self.models_note:
             out.append(f"models: {self.models_note}")
+        out += [f"attention: {line}" for line in self.notices]
         return out
 
 
@@ -341,8 +347,25 @@ def _run_load(options: RunOptions) -> RunSummary:
         )
     else:
         summary.models_note = "skipped (--no-models)"
+    summary.notices, summary.exit_code = source_outcome()
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def source_outcome() -> tuple[list[str], int]:
+    """What the source held back (mass-retirement guard: RETIREMENT_HELD) or skipped
+    (failing optional resources: PARTIAL) in this run, as lines and an exit code."""
+    from skyprep_source.retirement import RunReport
+
+    report = RunReport.latest()
+    if report is None:
+        return [], int(ExitCode.OK)
+    code = ExitCode.OK
+    if report.skipped:
+        code = ExitCode.PARTIAL
+    if report.held:
+        code = ExitCode.RETIREMENT_HELD
+    return report.lines(), int(code)
 
 
 def plan_load(options: RunOptions, pipeline: Any = None, source_name: str = "skyprep") -> Any:

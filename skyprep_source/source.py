@@ -33,7 +33,7 @@ from skyprep_source.client import (
     key_of,
 )
 from skyprep_source.endpoints import ENDPOINTS, ROW_HASH, SNAPSHOT_RESOURCES, Endpoint
-from skyprep_source.errors import SkyPrepAPIError
+from skyprep_source.errors import SkyPrepAPIError, SkyPrepNotFound
 from skyprep_source.normalize import json_columns, records_to_table
 from skyprep_source.reports import (
     content_digest,
@@ -41,6 +41,16 @@ from skyprep_source.reports import (
     is_stored_report,
     report_table_name,
     stored_report_version,
+)
+from skyprep_source.retirement import (
+    HeldRetirement,
+    RetirementPolicy,
+    RunReport,
+    SeenKeys,
+    find_candidates,
+    guard_and_confirm,
+    hold_retirement,
+    isolated,
 )
 from skyprep_source.row_hash import add_row_hash
 
@@ -95,7 +105,11 @@ def skyprep(
     backoff_base_s: float = 1.0,
     backoff_max_s: float = 60.0,
     rate_window_s: float = 60.0,
-    verify_paging: bool = True,
+    verify_paging: bool = False,
+    retire_max_share: float = 0.10,
+    retire_floor: int = 50,
+    max_confirm_calls: int = 500,
+    all_or_nothing: bool = False,
     timeslots_lookback_days: int = 30,
     timeslots_horizon_days: int = 730,
     per_user_resources: Sequence[str] | None = None,
@@ -130,11 +144,17 @@ def skyprep(
             gives no Retry-After.
         backoff_max_s: the longest retry delay.
         rate_window_s: the window of the rate budget (60 s: "per minute").
-        verify_paging: from a table's second run on, look at page 1 again after a list that
-            took several pages, and re-read it if it moved, so a record that slid past the
-            pager (deleted records ahead of it in page 1) is not retired; False saves that
-            call per multi-page list. Deletions from later pages of a longer list are not
-            caught (docs/source.md §3).
+        verify_paging: look at page 1 again after a list that took several pages, and
+            re-read it if it moved. Off by default: confirm-before-retire already keeps a
+            record that slid past the pager (docs/source.md §3).
+        retire_max_share: a snapshot missing more than this share of a table's current rows
+            (and more than `retire_floor` rows) retires none of them this run; the job exits
+            with RETIREMENT_HELD (9). Raise it for a run that really deletes that much.
+        retire_floor: missing rows always allowed to be confirmed and retired.
+        max_confirm_calls: a table with more missing rows than this retires none of them
+            (each missing row costs one call to its single-record route).
+        all_or_nothing: fail the run when any resource fails (default: a failing resource
+            outside users, courses and course_progresses is skipped; exit PARTIAL, 8).
         timeslots_lookback_days: days of instructor-led timeslots re-read before the last
             run's date (attendance is marked after the session).
         timeslots_horizon_days: how far ahead scheduled timeslots are read.
@@ -150,6 +170,8 @@ def skyprep(
         async_report_timeout_s: how long one async report may take before the run fails.
         async_report_poll_s: the first wait between status polls (doubling, at most 30 s).
     """
+    report = RunReport.start()
+    policy = RetirementPolicy(retire_max_share, retire_floor, max_confirm_calls, all_or_nothing)
     client = SkyPrepClient(
         api_key,
         acct_key,
@@ -162,18 +184,29 @@ def skyprep(
         concurrency=concurrency,
         verify_paged_lists=verify_paging,
     )
-    snapshots = {name: snapshot_resource(client, ENDPOINTS[name]) for name in SNAPSHOT_RESOURCES}
+    snapshots = {
+        name: snapshot_resource(client, ENDPOINTS[name], report, policy)
+        for name in SNAPSHOT_RESOURCES
+    }
     resources = [
         *snapshots.values(),
         course_progresses_resource(
-            client, snapshots["courses"], course_progress_mode, course_ids, concurrency
+            client,
+            snapshots["courses"],
+            course_progress_mode,
+            course_ids,
+            concurrency,
+            report,
+            policy,
         ),
-        user_group_members_resource(client, snapshots["user_groups"]),
-        payments_resource(client, payments_lookback_days, payments_full_read_days),
+        user_group_members_resource(client, snapshots["user_groups"], report, policy),
+        payments_resource(client, payments_lookback_days, payments_full_read_days, report, policy),
     ]
     if saved_reports:
         resources.append(
-            saved_report_downloads_resource(client, snapshots["saved_advanced_reports"])
+            saved_report_downloads_resource(
+                client, snapshots["saved_advanced_reports"], report, policy
+            )
         )
     # the rest of the read API (account_resources.py, async_reports.py; docs/routes.md)
     from skyprep_source.account_resources import read_api_options, read_api_resources
@@ -185,7 +218,7 @@ def skyprep(
         course_item_progress_course_ids,
         manager_permission_pairs,
     )
-    resources += read_api_resources(client, snapshots, options)
+    resources += read_api_resources(client, snapshots, options, report, policy)
     if async_reports:
         from skyprep_source.async_reports import async_reports_resource
 
@@ -232,11 +265,41 @@ def hashed_batches(pages: Iterable[pa.Table], endpoint: Endpoint) -> Iterator[pa
         yield page_table([], endpoint)
 
 
-def snapshot_items(pages: Iterable[pa.Table], endpoint: Endpoint) -> Iterator[Any]:
+def snapshot_items(
+    pages: Iterable[pa.Table], endpoint: Endpoint, seen: SeenKeys | None = None
+) -> Iterator[Any]:
     """The items dlt receives for one complete snapshot read as page tables: the pages are
-    joined and hashed on a background thread while dlt writes the previous batch."""
+    joined and hashed on a background thread while dlt writes the previous batch. `seen`
+    collects their keys (for confirm-before-retire)."""
     for table in prefetched(hashed_batches(pages, endpoint)):
+        if seen is not None:
+            seen.add(table)
         yield as_item(table, endpoint)
+
+
+def end_of_snapshot(
+    client: SkyPrepClient,
+    endpoint: Endpoint,
+    seen: SeenKeys,
+    report: RunReport,
+    policy: RetirementPolicy,
+    loaded_before: bool,
+    scope_sql: str | None = None,
+) -> Any:
+    """The last item of a complete snapshot: the records missing from it that their own route
+    says still exist (an empty table when none), after the mass-retirement guard. Always
+    yielded: fan-out transformers learn from it that their parent is complete."""
+    fresh: list[dict[str, Any]] = []
+    if loaded_before:  # a first run (or a full refresh) has nothing to retire
+        fresh = guard_and_confirm(client, endpoint, seen, policy, report, scope_sql)
+    table = page_table(fresh, endpoint)
+    seen.add(table)
+    return as_item(table, endpoint)
+
+
+def empty_item(endpoint: Endpoint) -> Callable[[], Any]:
+    """A factory of the empty typed table of `endpoint`."""
+    return lambda: page_to_table([], endpoint)
 
 
 def _json_hints(endpoint: Endpoint) -> list[dict[str, Any]]:
@@ -268,21 +331,38 @@ def _ids(table: pa.Table, column: str = "id") -> list[int]:
 # ---- resources -----------------------------------------------------------------------------
 
 
-def snapshot_resource(client: SkyPrepClient, endpoint: Endpoint) -> DltResource:
-    """A resource reading a whole list route each run (scd2 over a complete snapshot)."""
+def snapshot_resource(
+    client: SkyPrepClient, endpoint: Endpoint, report: RunReport, policy: RetirementPolicy
+) -> DltResource:
+    """A resource reading a whole list route each run (scd2 over a complete snapshot; a
+    record missing from it is confirmed gone before it is retired)."""
 
     tables = ArrowPages(endpoint.schema)
 
     def read_snapshot() -> Iterator[Any]:
         key = key_of(*endpoint.primary_key)
         verify = snapshot_loaded_before()
+        seen = SeenKeys(endpoint.primary_key)
         pages = client.pages(
             endpoint.route, endpoint.params, key, verify_stable=verify, page_format=tables
         )
-        yield from snapshot_items(pages, endpoint)
+        for item in snapshot_items(pages, endpoint, seen):
+            report.count_item(endpoint.resource)
+            yield item
+        last = end_of_snapshot(client, endpoint, seen, report, policy, verify)
+        report.count_item(endpoint.resource)
+        report.finished.add(endpoint.resource)
+        yield last
 
     return dlt.resource(
-        read_snapshot,
+        isolated(
+            endpoint.resource,
+            read_snapshot,
+            report,
+            policy,
+            endpoint=endpoint,
+            empty_item=empty_item(endpoint),
+        ),
         name=endpoint.resource,
         write_disposition=endpoint.write_disposition(WHOLE_TABLE),
         columns=_json_hints(endpoint),
@@ -295,14 +375,19 @@ def course_progresses_resource(
     mode: Literal["per_course", "account_wide"],
     course_ids: Sequence[int] | None,
     concurrency: int,
+    report: RunReport | None = None,
+    policy: RetirementPolicy | None = None,
 ) -> DltResource:
     """Course progresses: per course (fed by `courses`), account-wide, or for `course_ids`.
 
-    Every scd2 version is one observed state of a progress: its status history.
+    Every scd2 version is one observed state of a progress: its status history. A progress
+    missing from the snapshot is confirmed gone (`get_course_progress`) before it is retired.
     """
     endpoint = ENDPOINTS["course_progresses"]
     key = key_of(*endpoint.primary_key)
     tables = ArrowPages(endpoint.schema)
+    report = report or RunReport()
+    policy = policy or RetirementPolicy()
 
     def read_course(course_id: int, verify: bool) -> Iterator[pa.Table]:
         try:
@@ -313,26 +398,40 @@ def course_progresses_resource(
         except SkyPrepAPIError as error:
             if error.status != 404:
                 raise
-            # destroyed since `courses` listed it: it has no progresses left to read
+            # destroyed since `courses` listed it: its progresses are missing from the
+            # snapshot, and each is confirmed gone (or the table held) before it is retired
             logger.warning("SkyPrep course %s vanished while its progresses were read", course_id)
 
-    verdict: list[bool] = []  # decided once per run (the transformer runs per courses item)
+    # decided once per run (the transformer runs per courses item)
+    run: dict[str, Any] = {}
 
     def read_courses(ids: Iterable[int]) -> Iterator[Any]:
-        if not verdict:  # here, not in workers: threads have no resource state
-            verdict.append(snapshot_loaded_before())
-        verify = verdict[0]
+        if not run:  # here, not in workers: threads have no resource state
+            run.update(verify=snapshot_loaded_before(), seen=SeenKeys(endpoint.primary_key))
+            run["processed"] = 0
+        verify = run["verify"]
         courses = (partial(read_course, course_id, verify) for course_id in ids)
         pages = read_ahead(courses, workers=max(READ_AHEAD_COURSES, concurrency))
-        yield from snapshot_items(pages, endpoint)
+        yield from snapshot_items(pages, endpoint, run["seen"])
+
+    def finish(scope_sql: str | None = None) -> Iterator[Any]:
+        yield end_of_snapshot(
+            client, endpoint, run["seen"], report, policy, run["verify"], scope_sql
+        )
+        run.clear()  # a later extract of the same source starts afresh
 
     hints: Any = {"name": endpoint.resource, "columns": _json_hints(endpoint)}
     if course_ids is not None:
         wanted = sorted({int(c) for c in course_ids})
         # only these courses' rows may be retired: the other courses were not read
         scope = f"course_id IN ({', '.join(map(str, wanted))})" if wanted else "1 = 0"
+
+        def read_listed() -> Iterator[Any]:
+            yield from read_courses(wanted)
+            yield from finish(scope)
+
         return dlt.resource(
-            lambda: read_courses(wanted),
+            read_listed,
             write_disposition=endpoint.write_disposition(scope),
             **hints,
         )
@@ -340,11 +439,13 @@ def course_progresses_resource(
     if mode == "account_wide":
 
         def read_account() -> Iterator[Any]:
-            verify = snapshot_loaded_before()
+            run["verify"] = verify = snapshot_loaded_before()
+            run["seen"] = SeenKeys(endpoint.primary_key)
             pages = client.pages(
                 endpoint.route, endpoint.params, key, verify_stable=verify, page_format=tables
             )
-            yield from snapshot_items(pages, endpoint)
+            yield from snapshot_items(pages, endpoint, run["seen"])
+            yield from finish()
 
         return dlt.resource(read_account, write_disposition=disposition, **hints)
     if mode != "per_course":
@@ -352,33 +453,98 @@ def course_progresses_resource(
 
     def per_course(courses_page: pa.Table) -> Iterator[Any]:
         yield from read_courses(_ids(courses_page))
+        run["processed"] += 1
+        if report.parent_complete("courses", run["processed"]):  # every course was read
+            yield from finish()
 
     return dlt.transformer(per_course, data_from=courses, write_disposition=disposition, **hints)
 
 
-def user_group_members_resource(client: SkyPrepClient, user_groups: DltResource) -> DltResource:
-    """(user_group_id, user_id) pairs, from `get_user_group` for each group."""
+def user_group_members_resource(
+    client: SkyPrepClient,
+    user_groups: DltResource,
+    report: RunReport | None = None,
+    policy: RetirementPolicy | None = None,
+) -> DltResource:
+    """(user_group_id, user_id) pairs, from `get_user_group` for each group. A pair missing
+    from the snapshot is confirmed by reading its group again before it is retired."""
     endpoint = ENDPOINTS["user_group_members"]
+    report = report or RunReport()
+    policy = policy or RetirementPolicy()
+    run: dict[str, Any] = {}
+
+    def member_rows(group_id: Any, group: dict[str, Any]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for user in group.get("users") or []:
+            user_id = user.get("id") if isinstance(user, dict) else user
+            if user_id is not None and str(user_id) not in seen:
+                seen.add(str(user_id))
+                rows.append({"user_group_id": group_id, "user_id": user_id})
+        return rows
 
     def members(groups_page: pa.Table) -> Iterator[Any]:
+        if not run:
+            run.update(verify=snapshot_loaded_before(), seen=SeenKeys(endpoint.primary_key))
+            run["processed"] = 0
         rows: list[dict[str, Any]] = []
         for group_id in _ids(groups_page):
-            group = client.call(endpoint.route, {"user_group_id": group_id})
-            if not isinstance(group, dict):
-                raise SkyPrepAPIError(
-                    f"SkyPrep {endpoint.route} answered a {type(group).__name__} for group "
-                    f"{group_id} where an object with `users` was expected"
+            group = client.call_record(endpoint.route, {"user_group_id": group_id})
+            rows += member_rows(group_id, group)
+        table = page_table(rows, endpoint)  # even empty: members that left are retired
+        run["seen"].add(table)
+        yield as_item(table, endpoint)
+        run["processed"] += 1
+        if report.parent_complete("user_groups", run["processed"]):
+            yield confirm_members()
+            run.clear()
+
+    def confirm_members() -> Any:
+        """Missing pairs: their group read once more; a pair retires when the group is gone
+        (not found) or no longer lists the user."""
+        rows: list[dict[str, Any]] = []
+        if run["verify"]:
+            found = find_candidates(endpoint.resource, run["seen"], policy.max_confirm_calls + 1)
+            groups = sorted({pair[0] for pair in found.keys})
+            too_many = found.missing > policy.max_confirm_calls
+            if not too_many and found.missing > policy.floor:
+                too_many = found.missing > policy.max_share * found.current
+            if too_many:
+                hold_retirement(endpoint)
+                report.hold(
+                    HeldRetirement(
+                        endpoint.resource,
+                        found.missing,
+                        found.current,
+                        f"more than retire_max_share={policy.max_share:g} and "
+                        f"retire_floor={policy.floor}, or max_confirm_calls="
+                        f"{policy.max_confirm_calls}",
+                    )
                 )
-            seen: set[str] = set()
-            for user in group.get("users") or []:
-                user_id = user.get("id") if isinstance(user, dict) else user
-                if user_id is not None and str(user_id) not in seen:
-                    seen.add(str(user_id))
-                    rows.append({"user_group_id": group_id, "user_id": user_id})
-        yield page_to_table(rows, endpoint)  # even empty: members that left are retired
+            else:
+                missing = {(str(g), str(u)) for g, u in found.keys}
+                for group_id in groups:
+                    try:
+                        group = client.call_record(endpoint.route, {"user_group_id": group_id})
+                    except SkyPrepNotFound:
+                        continue
+                    rows += [
+                        row
+                        for row in member_rows(group_id, group)
+                        if (str(row["user_group_id"]), str(row["user_id"])) in missing
+                    ]
+        return page_to_table(rows, endpoint)
 
     return dlt.transformer(
-        members,
+        isolated(
+            endpoint.resource,
+            members,
+            report,
+            policy,
+            endpoint=endpoint,
+            parent="user_groups",
+            empty_item=empty_item(endpoint),
+        ),
         data_from=user_groups,
         name=endpoint.resource,
         write_disposition=endpoint.write_disposition(WHOLE_TABLE),
@@ -411,7 +577,11 @@ def payments_window_days(
 
 
 def payments_resource(
-    client: SkyPrepClient, lookback_days: int, full_read_days: int | None
+    client: SkyPrepClient,
+    lookback_days: int,
+    full_read_days: int | None,
+    report: RunReport | None = None,
+    policy: RetirementPolicy | None = None,
 ) -> DltResource:
     """Payments in a server-side window since the last run (plus a lookback), and all of them
     every `full_read_days`; scd2 that never retires a payment merely outside the window
@@ -447,7 +617,9 @@ def payments_resource(
             state["last_full_read_at"] = started.isoformat()
 
     return dlt.resource(
-        read_payments,
+        isolated(
+            endpoint.resource, read_payments, report or RunReport(), policy or RetirementPolicy()
+        ),
         name=endpoint.resource,
         write_disposition=endpoint.write_disposition(),
         merge_key="id",
@@ -456,7 +628,10 @@ def payments_resource(
 
 
 def saved_report_downloads_resource(
-    client: SkyPrepClient, saved_advanced_reports: DltResource
+    client: SkyPrepClient,
+    saved_advanced_reports: DltResource,
+    report: RunReport | None = None,
+    policy: RetirementPolicy | None = None,
 ) -> DltResource:
     """One `saved_report__<name>` table per saved report (resource state, committed with the
     load, remembers what each table holds):
@@ -496,7 +671,13 @@ def saved_report_downloads_resource(
                 stored[str(report_id)] = version
 
     return dlt.transformer(
-        downloads,
+        isolated(
+            "saved_reports",
+            downloads,
+            report or RunReport(),
+            policy or RetirementPolicy(),
+            parent="saved_advanced_reports",
+        ),
         data_from=saved_advanced_reports,
         name="saved_reports",
         # each item replaces its own table; a resource-level "replace" would also make dlt

@@ -28,6 +28,7 @@ from skyprep_source.client import (
 from skyprep_source.errors import (
     SkyPrepAPIError,
     SkyPrepCredentialsError,
+    SkyPrepNotFound,
     SkyPrepRequestFailed,
     SkyPrepRouteRefused,
 )
@@ -229,10 +230,66 @@ def test_client_error_is_not_retried_and_never_echoes_the_key(server: ScriptedSe
     assert len(server.requests) == 1
 
 
-def test_error_object_where_a_list_is_expected_is_an_api_error(server: ScriptedServer) -> None:
-    server.script("get_users", json_reply({"error": "Invalid acct_key"}))
-    with pytest.raises(SkyPrepAPIError, match="Invalid acct_key"):
+def test_error_object_where_a_list_is_expected_fails_after_its_retries(
+    server: ScriptedServer,
+) -> None:
+    server.fallback = lambda route, form: json_reply({"error": "Invalid acct_key"})
+    with pytest.raises(SkyPrepRequestFailed, match="Invalid acct_key"):
         make_client(server).call_list("get_users")
+    assert len(server.calls("get_users")) == 3
+
+
+@pytest.mark.parametrize("answer", [{}, {"error": "temporarily unavailable"}])
+def test_an_empty_or_error_object_at_200_is_retried_never_an_empty_list(
+    server: ScriptedServer, answer: dict[str, Any]
+) -> None:
+    server.script("get_users", json_reply(answer))
+    server.serve_list("get_users", rows(3))
+    assert make_client(server).call_list("get_users") == rows(3)
+    assert len(server.calls("get_users")) == 2
+
+
+def test_an_empty_object_in_place_of_a_list_fails_the_call(server: ScriptedServer) -> None:
+    server.fallback = lambda route, form: json_reply({})
+    with pytest.raises(SkyPrepRequestFailed, match="empty object"):
+        list(make_client(server).pages("get_users"))
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(404, b'{"error": "user not found"}'),
+        json_reply({"error": "User not found"}),
+        json_reply({"errors": ["Record does not exist"]}),
+    ],
+)
+def test_a_clear_not_found_raises_not_found(server: ScriptedServer, reply: Reply) -> None:
+    server.script("get_user", reply)
+    with pytest.raises(SkyPrepNotFound):
+        make_client(server).call_record("get_user", {"user_id": 5})
+    assert len(server.calls("get_user")) == 1
+
+
+@pytest.mark.parametrize("answer", [{}, {"error": "temporarily unavailable"}])
+def test_a_record_route_answering_an_empty_or_error_object_fails_after_retries(
+    server: ScriptedServer, answer: dict[str, Any]
+) -> None:
+    server.fallback = lambda route, form: json_reply(answer)
+    with pytest.raises(SkyPrepRequestFailed):
+        make_client(server).call_record("get_user", {"user_id": 5})
+
+
+def test_a_record_route_answering_a_list_is_an_api_error(server: ScriptedServer) -> None:
+    server.script("get_competency", json_reply([{"id": 1}]))
+    with pytest.raises(SkyPrepAPIError, match="a list where a JSON object"):
+        make_client(server).call_record("get_competency", {"competency_id": 1})
+    assert not isinstance(SkyPrepAPIError("x"), SkyPrepNotFound)
+
+
+def test_a_csv_download_answering_json_is_an_error_not_a_file(server: ScriptedServer) -> None:
+    server.script("get_saved_advanced_report", json_reply([{"id": 1}]))
+    with pytest.raises(SkyPrepAPIError, match="a CSV file"):
+        make_client(server).call_text("get_saved_advanced_report", {"format": "csv"})
 
 
 # ---- retries -------------------------------------------------------------------------------
