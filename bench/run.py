@@ -337,8 +337,8 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "scale": args.scale,
             "resources": list(TABLES),
             "calls": total_calls(noop_stats),
-            # from a table's second snapshot on, the source re-reads page 1 of every list that
-            # took several pages (`verify_paging`, on by default): the calls above the full sync
+            # with `verify_paging` (off by default since confirm-before-retire) the source
+            # re-reads page 1 of every multi-page list: the calls above the full sync
             "calls_verify_paging": total_calls(noop_stats) - source["calls"],
             "rows_rewritten": _written(noop),
             "rows_rewritten_by_table": noop["rows_in_this_load"],

@@ -15,6 +15,7 @@ import random
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -772,10 +773,30 @@ class SkyPrepClient:
         return f"a {type(answer).__name__}"
 
     def _redact(self, text: str) -> str:
-        for secret in (self._api_key,):
-            if secret:
-                text = text.replace(secret, "***")
+        return redact_secret(text, self._api_key)
+
+
+def secret_encodings(secret: str) -> list[str]:
+    """`secret` as it can travel: raw, form-urlencoded (`+` or `%20` for a space),
+    JSON-escaped, and Python-escaped (a dict echoed into a message); longest first, so no
+    encoding is left half redacted."""
+    forms = {
+        secret,
+        urllib.parse.quote_plus(secret),
+        urllib.parse.quote(secret, safe=""),
+        orjson.dumps(secret).decode()[1:-1],
+        repr(secret)[1:-1],
+    }
+    return sorted((f for f in forms if f), key=len, reverse=True)
+
+
+def redact_secret(text: str, secret: str | None) -> str:
+    """`text` with `secret`, in each of its encodings, replaced by ***."""
+    if not secret:
         return text
+    for form in secret_encodings(secret):
+        text = text.replace(form, "***")
+    return text
 
 
 def _form_value(value: Any) -> Any:

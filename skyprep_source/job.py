@@ -219,9 +219,11 @@ def configured_secrets(source_options: Mapping[str, Any]) -> list[str]:
 
 def redact(text: str, secrets: Iterable[str]) -> str:
     """`text` with every secret replaced by ***."""
+    from skyprep_source.client import redact_secret
+
     for secret in secrets:
         if secret and len(secret) >= 4:  # a 1-3 char "secret" would shred the message
-            text = text.replace(secret, "***")
+            text = redact_secret(text, secret)  # raw, form-urlencoded and JSON-escaped
     return text
 
 

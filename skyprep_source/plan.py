@@ -493,6 +493,13 @@ class _Planner:
         # the client checks once whether a short first page is the whole list (one extra call)
         if not any(c.calls > 1 and c.resource in _LISTS for c in costs):
             costs.append(ResourceCost("(paging check)", 1, "a short first page confirmed once"))
+        if any((state or {}).get("snapshot_loaded") for state in self.states.values()):
+            # confirm before retiring (retirement.py): unknown until the lists are read
+            self.notes.append(
+                "plus 1 call per record missing from its list since the last run (its own "
+                f"route confirms it is gone), at most {self.config.get('max_confirm_calls')} "
+                "per table; none on a night without deletions"
+            )
         return costs
 
     def price(self, name: str) -> ResourceCost:

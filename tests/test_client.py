@@ -28,6 +28,7 @@ from skyprep_source.client import (
 from skyprep_source.errors import (
     SkyPrepAPIError,
     SkyPrepCredentialsError,
+    SkyPrepError,
     SkyPrepNotFound,
     SkyPrepRequestFailed,
     SkyPrepRouteRefused,
@@ -554,3 +555,40 @@ def test_records_without_an_id_are_told_apart_by_content(server: ScriptedServer)
 
 def test_paging_knowledge_starts_empty() -> None:
     assert PagingKnowledge() == PagingKnowledge(False, False, 0, {})
+
+
+# ---- the key in every encoding ----------------------------------------------------------------
+
+ODD_KEY = 'k3y/with +plus&amp="quote"\\slash'
+
+
+@pytest.mark.parametrize("status", [400, 200])
+def test_a_server_echoing_the_form_body_never_shows_the_key_in_any_encoding(
+    server: ScriptedServer, caplog: pytest.LogCaptureFixture, status: int
+) -> None:
+    import logging
+    import urllib.parse
+
+    from skyprep_source.client import secret_encodings
+
+    def echo(route: str, form: dict[str, str]) -> Reply:
+        raw = urllib.parse.urlencode(form)  # the form body as it arrived, URL-encoded
+        as_json = json.dumps({"error": f"bad request {form}", "raw": raw})
+        return Reply(status, as_json.encode(), {"Content-Type": "application/json"})
+
+    server.fallback = echo
+    client = SkyPrepClient(
+        ODD_KEY,
+        ACCT_KEY,
+        server.base_url,
+        retry=RetryPolicy(max_attempts=2, backoff_base_s=0.01, backoff_max_s=0.02),
+    )
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(SkyPrepError) as raised:
+        client.call_list("get_users")
+    text = f"{raised.value}\n{caplog.text}"
+    assert "***" in text
+    encodings = secret_encodings(ODD_KEY)
+    assert len(encodings) == 5  # raw, quote_plus, quote, JSON- and Python-escaped all differ
+    for form in encodings:
+        assert form not in text

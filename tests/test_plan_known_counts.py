@@ -40,6 +40,7 @@ def test_a_later_runs_plan_is_within_ten_percent_of_its_calls(
         "requests_per_minute": None,
         "request_timeout": 5.0,
         "page_size": PAGE_SIZE,
+        "verify_paging": True,  # priced with its re-checks (off by default)
     }
     options = RunOptions(
         destination=dlt.destinations.duckdb(str(tmp_path / "skyprep.duckdb")),
@@ -82,7 +83,7 @@ def test_progress_lists_are_priced_per_course_with_their_re_check() -> None:
     assert progresses.calls == 3 + 1 + 2 + 2
     states = {"course_progresses": {"snapshot_loaded": True}, "courses": {"snapshot_loaded": True}}
     later = plan_run(
-        offline_config(page_size=10),
+        offline_config(page_size=10, verify_paging=True),
         ["course_progresses"],
         known_counts=known,
         course_progress_counts=per_course,
@@ -110,7 +111,7 @@ def test_progress_lists_are_priced_per_course_with_their_re_check() -> None:
 def test_a_snapshot_list_that_loaded_before_pays_its_re_check() -> None:
     states = {"materials": {"snapshot_loaded": True}}
     plan = plan_run(
-        offline_config(page_size=10),
+        offline_config(page_size=10, verify_paging=True),
         ["materials", "payments"],
         known_counts={"materials": 25, "payments": 25},
         resource_states={**states, "payments": {"snapshot_loaded": True}},

@@ -746,17 +746,18 @@ def test_read_ahead_raises_a_sources_error_in_its_place() -> None:
         next(consumer)
 
 
-def test_second_run_checks_multi_page_lists_once_unless_verify_paging_is_off(
+def test_second_run_checks_multi_page_lists_once_only_with_verify_paging(
     sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
 ) -> None:
     users = len(sandbox.world.records("get_users"))
     minimum = users // 7 + 1
     warehouse = warehouse_for(sandbox)
-    warehouse.load(page_size=7)
+    warehouse.load(page_size=7, verify_paging=True)
     assert sandbox.stats()["calls"]["get_users"] == minimum  # a first run: the minimum
     sandbox.reset_stats()
-    warehouse.load(page_size=7)
+    warehouse.load(page_size=7, verify_paging=True)
     assert sandbox.stats()["calls"]["get_users"] == minimum + 1  # and a look at page 1
     sandbox.reset_stats()
-    warehouse.load(page_size=7, verify_paging=False)
+    warehouse.load(page_size=7)  # the default: no look back (confirm-before-retire instead)
     assert sandbox.stats()["calls"]["get_users"] == minimum
+    assert "get_user" not in sandbox.stats()["calls"]  # nothing missing: nothing to confirm
