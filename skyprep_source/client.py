@@ -626,6 +626,8 @@ class SkyPrepClient:
         last_problem = "no attempt made"
         for attempt in range(1, attempts + 1):
             self.rate_budget.acquire()
+            # the whole call (connect, headers, body) within request_timeout of wall clock
+            deadline = time.monotonic() + self.request_timeout
             retry_after: float | None = None
             try:
                 with self._in_flight:
@@ -640,9 +642,9 @@ class SkyPrepClient:
                         verify=self._verify,
                         stream=True,
                     )
-                    # one read of the whole body (not 10 KB chunks); a body cut short of its
-                    # Content-Length raises here, inside the try
-                    body = response.raw.read(decode_content=True)
+                    # a body cut short of its Content-Length raises here, inside the try; one
+                    # that trickles in past the call's deadline raises TimeoutError
+                    body = read_body(response, deadline)
                     response.raw.release_conn()
                 return self._interpret(
                     route, response, body, expect_json=expect_json, decode=decode, expect=expect
@@ -774,6 +776,24 @@ class SkyPrepClient:
 
     def _redact(self, text: str) -> str:
         return redact_secret(text, self._api_key)
+
+
+# bytes asked per read of a body: large bodies in few reads, a trickle noticed per read
+BODY_READ_BYTES = 1 << 20
+
+
+def read_body(response: requests.Response, deadline: float) -> bytes:
+    """The whole body of a streamed response, or TimeoutError once `deadline` (monotonic) has
+    passed: the socket's timeout bounds each read, a server that sends one byte every few
+    seconds would otherwise hold a call for ever."""
+    chunks: list[bytes] = []
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the answer did not finish within request_timeout")
+        chunk = response.raw.read1(BODY_READ_BYTES, decode_content=True)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 def secret_encodings(secret: str) -> list[str]:

@@ -592,3 +592,47 @@ def test_a_server_echoing_the_form_body_never_shows_the_key_in_any_encoding(
     assert len(encodings) == 5  # raw, quote_plus, quote, JSON- and Python-escaped all differ
     for form in encodings:
         assert form not in text
+
+
+# ---- bounded calls --------------------------------------------------------------------------
+
+
+def test_a_body_that_trickles_past_the_deadline_is_a_timeout_and_retried() -> None:
+    """A server sending one byte every 0.3 s: each read is inside the socket timeout, the
+    call is not; it is retried, then fails, instead of hanging."""
+
+    class Trickle(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = json.dumps(rows(50)).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                for byte in body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.3)
+            except OSError:
+                pass  # the client hung up: that is the point
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        client = SkyPrepClient(
+            API_KEY,
+            ACCT_KEY,
+            f"http://127.0.0.1:{httpd.server_address[1]}/admin/api",
+            retry=RetryPolicy(max_attempts=2, backoff_base_s=0.01, backoff_max_s=0.02),
+            request_timeout=1.0,
+        )
+        with pytest.raises(SkyPrepRequestFailed, match="TimeoutError"):
+            client.call_list("get_users")
+        assert client.calls == 2
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
