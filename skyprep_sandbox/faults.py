@@ -29,6 +29,7 @@ FAULT_KINDS = (
     "error_object",
     "json_answer",
     "cut_list",
+    "bad_value",
 )
 DRIFT_KINDS = ("page_drift_insert", "page_drift_delete")
 
@@ -37,7 +38,8 @@ DRIFT_KINDS = ("page_drift_insert", "page_drift_delete")
 class Fault:
     """One armed fault. `options`: delay_s (slow), retry_after (429/503; None omits the
     header), status (html_error; default 200), records (page drift; default 3), message
-    (error_object), body (json_answer: any JSON value), rows (cut_list; default 1)."""
+    (error_object), body (json_answer: any JSON value), rows (cut_list; default 1), field,
+    value and rows (bad_value: `field` set to `value` in the first `rows` records, default 1)."""
 
     kind: str
     route: str | None = None

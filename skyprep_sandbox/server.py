@@ -395,6 +395,13 @@ class Sandbox:
             answer = orjson.loads(reply.body)
             if isinstance(answer, list):  # a list cut short, at HTTP 200
                 reply.body = orjson.dumps(answer[: int(fault.options.get("rows", 1))])
+        if fault is not None and fault.kind == "bad_value" and reply.status == 200:
+            answer = orjson.loads(reply.body)
+            records = answer if isinstance(answer, list) else [answer]
+            for record in records[: int(fault.options.get("rows", 1))]:
+                if isinstance(record, dict):
+                    record[fault.options["field"]] = fault.options.get("value")
+            reply.body = orjson.dumps(answer)
         return reply
 
     def _fault_reply(self, fault: Fault, route: str, params: dict[str, str]) -> Reply | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -217,6 +218,34 @@ def _blank_to_null(array: pa.Array) -> pa.Array:
     return pc.if_else(empty, pa.scalar(None, pa.string()), stripped)
 
 
+# (column, what it is not) already warned about in this run: one line per column and run, not
+# per value (a column that turns to text would otherwise log once per row)
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def untyped_value(name: str, text: str, what: str) -> None:
+    """Log that a value of column `name` could not be typed (it loads as NULL): the first time
+    per column and run only."""
+    with _warned_lock:
+        if (name, what) in _warned:
+            return
+        _warned.add((name, what))
+    logger.warning(
+        "SkyPrep field %s: %r is not %s; loaded as null (further such values of this column "
+        "are not listed this run)",
+        name,
+        text[:40],
+        what,
+    )
+
+
+def start_run_warnings() -> None:
+    """Forget which columns were warned about (a new run warns afresh)."""
+    with _warned_lock:
+        _warned.clear()
+
+
 def _integers(values: list[Any], name: str) -> pa.Array:
     try:
         return pa.array(values, pa.int64())
@@ -245,7 +274,7 @@ def _int_or_none(text: str | None, name: str) -> int | None:
             return int(number)
     except ValueError:
         pass
-    logger.warning("SkyPrep field %s: %r is not an integer; loaded as null", name, text[:40])
+    untyped_value(name, text, "an integer")
     return None
 
 
@@ -267,7 +296,7 @@ def _float_or_none(text: str | None, name: str) -> float | None:
     try:
         return float(text.rstrip("%"))
     except ValueError:
-        logger.warning("SkyPrep field %s: %r is not a number; loaded as null", name, text[:40])
+        untyped_value(name, text, "a number")
         return None
 
 
@@ -280,14 +309,49 @@ def _decimals(values: list[Any], name: str) -> pa.Array:
         return pa.array([_decimal_or_none(v, name) for v in texts.to_pylist()], MONEY_TYPE)
 
 
+# a single separator followed by exactly three digits after a 1-3 digit group: "1,234" or
+# "1.234" is a thousand in one locale and one-point-something in another
+_AMBIGUOUS_AMOUNT = re.compile(r"^-?[1-9]\d{0,2}[.,]\d{3}$")
+_CURRENCY = re.compile(r"[\s\u00a0'$€£¥]|[A-Z]{3}")
+
+
+def parse_amount(text: str) -> Decimal | None:
+    """An amount in either locale, the decimal point never moved: `12,50` -> 12.50,
+    `1.234,56` -> 1234.56, `1,234.56` -> 1234.56, `$ 49.99` -> 49.99; None when it is not an
+    amount or is ambiguous (`1,234`, `1.234`: a thousand, or one and a bit?)."""
+    cleaned = _CURRENCY.sub("", text.strip())
+    if _AMBIGUOUS_AMOUNT.match(cleaned):
+        return None
+    dot, comma = cleaned.rfind("."), cleaned.rfind(",")
+    if dot >= 0 and comma >= 0:  # the last separator is the decimal one
+        thousands, decimal = (",", ".") if dot > comma else (".", ",")
+        cleaned = cleaned.replace(thousands, "").replace(decimal, ".")
+    elif comma >= 0:  # "12,50" (decimal comma) or "1,234,567" (thousands)
+        groups = cleaned.split(",")
+        if len(groups) == 2 and len(groups[1]) != 3:
+            cleaned = cleaned.replace(",", ".")
+        elif all(len(g) == 3 for g in groups[1:]):
+            cleaned = cleaned.replace(",", "")
+        else:
+            return None
+    elif cleaned.count(".") > 1:  # "1.234.567": dots as thousands
+        groups = cleaned.split(".")
+        if not all(len(g) == 3 for g in groups[1:]):
+            return None
+        cleaned = cleaned.replace(".", "")
+    try:
+        return Decimal(cleaned).quantize(Decimal("0.01"))
+    except InvalidOperation:
+        return None
+
+
 def _decimal_or_none(text: str | None, name: str) -> Decimal | None:
     if text is None:
         return None
-    try:
-        return Decimal(text.replace(",", "").lstrip("$")).quantize(Decimal("0.01"))
-    except InvalidOperation:
-        logger.warning("SkyPrep field %s: %r is not an amount; loaded as null", name, text[:40])
-        return None
+    amount = parse_amount(text)
+    if amount is None:
+        untyped_value(name, text, "an unambiguous amount")
+    return amount
 
 
 def _booleans(values: list[Any], name: str) -> pa.Array:
@@ -307,7 +371,7 @@ def _bool_or_none(value: Any, name: str) -> bool | None:
         return False
     if text in EMPTY_TEXTS:
         return None
-    logger.warning("SkyPrep field %s: %r is not a flag; loaded as null", name, text[:40])
+    untyped_value(name, text, "a flag")
     return None
 
 
@@ -378,7 +442,7 @@ def _timestamp_or_none(text: str, name: str) -> datetime | None:
             except ValueError:
                 continue
     if parsed is None:
-        logger.warning("SkyPrep field %s: %r is not a date; loaded as null", name, text[:40])
+        untyped_value(name, text, "a date")
         return None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=timezone.utc)

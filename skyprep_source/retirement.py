@@ -108,6 +108,7 @@ class RunReport:
     confirmed: dict[str, tuple[int, int]] = field(default_factory=dict)  # table -> (kept, gone)
     finished: set[str] = field(default_factory=set)  # snapshot resources read to their end
     yielded: dict[str, int] = field(default_factory=dict)  # items each snapshot resource gave
+    dropped: dict[str, int] = field(default_factory=dict)  # table -> rows without a valid key
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # the report of the source created last in this process (the job reads it after the run)
@@ -134,6 +135,11 @@ class RunReport:
         after its parent has finished, so the count, not the order, decides)."""
         return parent in self.finished and processed >= self.yielded.get(parent, 0)
 
+    def bad_keys(self, table: str, rows: int) -> None:
+        """`rows` rows of `table` were not loaded: their key was missing or not an integer."""
+        with self._lock:
+            self.dropped[table] = self.dropped.get(table, 0) + rows
+
     def hold(self, held: HeldRetirement) -> None:
         with self._lock:
             self.held[held.table] = held
@@ -148,6 +154,11 @@ class RunReport:
         out += [
             f"{name}: skipped this run, its tables untouched ({reason})"
             for name, reason in self.skipped.items()
+        ]
+        out += [
+            f"{table}: {rows} row(s) without a valid key (missing, null or not an integer) "
+            "were not loaded"
+            for table, rows in self.dropped.items()
         ]
         return out
 

@@ -34,7 +34,7 @@ from skyprep_source.client import (
 )
 from skyprep_source.endpoints import ENDPOINTS, ROW_HASH, SNAPSHOT_RESOURCES, Endpoint
 from skyprep_source.errors import SkyPrepAPIError, SkyPrepNotFound
-from skyprep_source.normalize import json_columns, records_to_table
+from skyprep_source.normalize import json_columns, records_to_table, start_run_warnings
 from skyprep_source.reports import (
     content_digest,
     csv_to_table,
@@ -171,6 +171,7 @@ def skyprep(
         async_report_poll_s: the first wait between status polls (doubling, at most 30 s).
     """
     report = RunReport.start()
+    start_run_warnings()  # one warning per untyped column and run
     policy = RetirementPolicy(retire_max_share, retire_floor, max_confirm_calls, all_or_nothing)
     client = SkyPrepClient(
         api_key,
@@ -236,7 +237,40 @@ def skyprep(
 def page_table(records: Sequence[dict[str, Any]], endpoint: Endpoint) -> pa.Table:
     """One page of records -> its typed Arrow table, with the `_row_hash` row version."""
     # declared non-null (add_row_hash does), or dlt warns that the arrow and scd2 hints differ
-    return add_row_hash(records_to_table(records, endpoint.schema), ROW_HASH)
+    return add_row_hash(
+        rows_with_keys(records_to_table(records, endpoint.schema), endpoint), ROW_HASH
+    )
+
+
+def rows_with_keys(table: pa.Table, endpoint: Endpoint) -> pa.Table:
+    """The rows whose id key (`primary_key` columns of kind `id`) is there and an integer.
+
+    A row whose id is missing, `null`, `"abc"` or an object would load as a current row with a
+    NULL key, and its real record, missing from the snapshot, would be retired: it is dropped
+    and counted in the run's report (the real record is then confirmed by its own route)."""
+    keys = [
+        name
+        for name in endpoint.primary_key
+        if endpoint.schema.fields.get(name) == "id" and name in table.column_names
+    ]
+    if not keys or table.num_rows == 0:
+        return table
+    mask = pc.is_valid(table.column(keys[0]))
+    for name in keys[1:]:
+        mask = pc.and_(mask, pc.is_valid(table.column(name)))
+    valid = int(pc.sum(mask).as_py() or 0)
+    if valid == table.num_rows:
+        return table
+    report = RunReport.latest()
+    if report is not None:
+        report.bad_keys(endpoint.resource, table.num_rows - valid)
+    logger.warning(
+        "SkyPrep %s: %d row(s) without a valid %s were not loaded",
+        endpoint.resource,
+        table.num_rows - valid,
+        "/".join(keys),
+    )
+    return table.filter(mask)
 
 
 def as_item(table: pa.Table, endpoint: Endpoint) -> Any:
@@ -260,7 +294,7 @@ def hashed_batches(pages: Iterable[pa.Table], endpoint: Endpoint) -> Iterator[pa
     empty = True
     for table in batched_tables(pages):
         empty = False
-        yield add_row_hash(table, ROW_HASH)
+        yield add_row_hash(rows_with_keys(table, endpoint), ROW_HASH)
     if empty:
         yield page_table([], endpoint)
 
@@ -606,7 +640,9 @@ def payments_resource(
             params["created_after_days_ago"] = days
         newest = datetime.fromisoformat(last_created_at) if last_created_at else None
         pages = client.pages(endpoint.route, params, key, page_format=tables)
-        for table in prefetched(add_row_hash(batch, ROW_HASH) for batch in batched_tables(pages)):
+        batches = batched_tables(pages)
+        hashed = (add_row_hash(rows_with_keys(b, endpoint), ROW_HASH) for b in batches)
+        for table in prefetched(hashed):
             page_newest = pc.max(table.column("created_at")).as_py()
             if page_newest is not None and (newest is None or page_newest > newest):
                 newest = page_newest

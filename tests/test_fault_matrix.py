@@ -251,3 +251,54 @@ def test_the_job_maps_held_and_skipped_to_their_exit_codes() -> None:
     assert code == ExitCode.RETIREMENT_HELD == 9
     assert lines[0].startswith("users: 3000 of 3000 current rows are missing")
     assert "SOURCES__SKYPREP__RETIRE_MAX_SHARE" in lines[0]
+
+
+# ---- bad values ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad_id", [None, "abc", {"id": 1}])
+def test_given_a_user_whose_id_is_not_an_integer_then_the_row_is_dropped_and_the_user_kept(
+    sandbox: Sandbox, warehouse: Warehouse, bad_id: Any
+) -> None:
+    before = warehouse.state("users")
+    sandbox.inject_fault("bad_value", route="get_users", field="id", value=bad_id)
+    report = warehouse.load()
+    assert warehouse.count("users", "id is null") == 0  # never a NULL-keyed current row
+    assert warehouse.state("users") == before  # the real user confirmed by get_user: kept
+    assert report.dropped == {"users": 1}
+    assert report.confirmed["users"] == (1, 0)
+    assert any("users: 1 row(s) without a valid key" in line for line in report.lines())
+
+
+def test_given_a_text_course_id_on_every_progress_then_one_warning_for_the_column(
+    sandbox: Sandbox, warehouse: Warehouse, caplog: pytest.LogCaptureFixture
+) -> None:
+    sandbox.inject_fault(
+        "bad_value",
+        route="get_course_progresses",
+        count=10,
+        field="course_id",
+        value="x7",
+        rows=10_000,
+    )
+    warehouse.load()
+    warnings = [r for r in caplog.records if "field course_id" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warehouse.count("course_progresses", f"course_id is null and {SCD2}") > 1
+
+
+@pytest.mark.parametrize(
+    ("wire", "loaded"), [("12,50", "12.50"), ("1.234,56", "1234.56"), ("1,234", None)]
+)
+def test_given_an_amount_in_another_locale_then_the_decimal_point_never_moves(
+    sandbox: Sandbox, warehouse: Warehouse, wire: str, loaded: str | None
+) -> None:
+    payment_id = sandbox.world.records("get_payments")[0]["id"]  # the list's first record
+    sandbox.inject_fault("bad_value", route="get_payments", field="amount", value=wire)
+    warehouse.load(payments_full_read_days=0)  # a full read: every payment is re-read
+    with warehouse.pipeline.sql_client() as client:
+        rows = client.execute_sql(
+            f"select amount from {DATASET_NAME}.payments where id = {payment_id} and {SCD2}"
+        )
+    (amount,) = rows[0]
+    assert (None if amount is None else f"{amount:.2f}") == loaded

@@ -136,3 +136,46 @@ def test_every_entity_schema_builds_an_empty_page() -> None:
         table = records_to_table([], schema)
         assert table.num_rows == 0
         assert table.column_names == list(schema.fields)
+
+
+@pytest.mark.parametrize(
+    ("text", "amount"),
+    [
+        ("49.99", "49.99"),
+        ("12,50", "12.50"),
+        ("12,5", "12.50"),
+        ("1.234,56", "1234.56"),
+        ("1,234.56", "1234.56"),
+        ("1.234.567", "1234567.00"),
+        ("1,234,567", "1234567.00"),
+        ("$ 49.99", "49.99"),
+        ("EUR 5,00", "5.00"),
+        ("-3,20", "-3.20"),
+        ("1,234", None),  # a thousand, or one and a bit: ambiguous
+        ("1.234", None),
+        ("abc", None),
+    ],
+)
+def test_amounts_in_either_locale_never_move_the_decimal_point(
+    text: str, amount: str | None
+) -> None:
+    from skyprep_source.normalize import parse_amount
+
+    parsed = parse_amount(text)
+    assert (None if parsed is None else str(parsed)) == amount
+
+
+def test_a_column_of_untyped_values_warns_once_per_run(caplog: pytest.LogCaptureFixture) -> None:
+    from skyprep_source.normalize import convert_column, start_run_warnings
+
+    start_run_warnings()
+    convert_column(["x1", "x2", "x3"], "id", "course_id")
+    convert_column(["y1"], "id", "course_id")
+    convert_column(["z1"], "timestamp", "created_at")
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        "SkyPrep field course_id",
+        "SkyPrep field created_at",
+    ]
+    start_run_warnings()
+    convert_column(["x1"], "id", "course_id")
+    assert len(caplog.records) == 3  # a new run warns afresh
