@@ -345,3 +345,34 @@ def test_redact_leaves_text_without_the_secret_unchanged() -> None:
 @pytest.mark.parametrize(("flag", "budget"), [("off", None), ("OFF", None), ("250", 250)])
 def test_requests_per_minute_flag_accepts_a_number_or_off(flag: str, budget: int | None) -> None:
     assert requests_per_minute(flag) == budget
+
+
+def test_a_held_retirement_exits_9_and_a_skipped_resource_exits_8_after_loading(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    env = sandbox_environment(tmp_path, sandbox)
+    args = ("run", "--requests-per-minute", "off", "--no-models")
+    assert skyprep(*args, cwd=tmp_path, env=env).returncode == 0
+    database = tmp_path / "skyprep.duckdb"
+
+    def current_users() -> int:
+        with duckdb.connect(str(database), read_only=True) as db:
+            (count,) = db.execute(
+                "select count(*) from skyprep_data.users where _dlt_valid_to is null"
+            ).fetchone() or (0,)
+        return int(count)
+
+    users = current_users()
+    sandbox.inject_fault("empty_list", route="get_users", count=1)
+    held = skyprep(*args, cwd=tmp_path, env={**env, "SOURCES__SKYPREP__RETIRE_FLOOR": "5"})
+    assert held.returncode == 9, held.stderr
+    (line,) = [x for x in error_lines(held) if "attention" in x]
+    assert f"users: {users} of {users} current rows are missing" in line
+    assert "SOURCES__SKYPREP__RETIRE_MAX_SHARE" in line
+    assert current_users() == users  # none retired
+
+    sandbox.inject_fault("json_answer", route="get_program", body=[])
+    partial = skyprep(*args, cwd=tmp_path, env=env)
+    assert partial.returncode == 8, partial.stderr
+    assert any("program: skipped this run" in x for x in error_lines(partial))
+    assert partial.stdout.startswith("read ")  # the rest loaded, with its summary
