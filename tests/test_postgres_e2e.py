@@ -234,3 +234,41 @@ def delete_timeslot(sandbox: Sandbox, slot_id: int) -> None:
         timeout=10,
     )
     response.raise_for_status()
+
+
+def test_held_retirement_and_a_skipped_group_fan_out_retire_nothing_on_postgres(
+    pipeline: dlt.Pipeline, tiny_world: World
+) -> None:
+    """The held scope (`id IN (SELECT id FROM {staging_table})`, and its two-column form for
+    `user_group_members`) is valid SQL on PostgreSQL and retires nothing."""
+    from skyprep_source.retirement import RunReport
+
+    with Sandbox(tiny_world) as sandbox:
+        load(pipeline, sandbox)
+        users = current_ids(pipeline, "users")
+        members = int(
+            scalar(
+                pipeline,
+                f'select count(*) from "{pipeline.dataset_name}"."user_group_members" '
+                "where _dlt_valid_to is null",
+            )
+        )
+        sandbox.inject_fault("empty_list", route="get_users", count=1)
+        sandbox.inject_fault("error_object", route="get_user_group", count=3)
+        load(pipeline, sandbox, retire_floor=5)
+    report = RunReport.latest()
+    assert report is not None
+    assert "users" in report.held and "user_group_members" in report.skipped
+    assert current_ids(pipeline, "users") == users
+    assert retired_rows(pipeline, "users") == 0
+    assert retired_rows(pipeline, "user_group_members") == 0
+    assert (
+        int(
+            scalar(
+                pipeline,
+                f'select count(*) from "{pipeline.dataset_name}"."user_group_members" '
+                "where _dlt_valid_to is null",
+            )
+        )
+        == members
+    )
