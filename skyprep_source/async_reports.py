@@ -29,6 +29,7 @@ from dlt.extract.resource import DltResource
 
 from skyprep_source.client import RETRYABLE_STATUS, SkyPrepClient
 from skyprep_source.errors import SkyPrepAPIError, SkyPrepRequestFailed
+from skyprep_source.pii import apply_pii
 from skyprep_source.reports import csv_to_table
 
 logger = logging.getLogger("skyprep_source")
@@ -149,7 +150,7 @@ def async_reports_resource(
             csv_text = _wait_and_download(
                 client, request, status_url, requested_at + timeout_s, poll_s, sleep
             )
-            table = csv_to_table(csv_text)
+            table = apply_pii(csv_to_table(csv_text), report=True)
             if table.num_columns == 0:
                 logger.warning("SkyPrep async report %s was empty", request.table_name)
                 continue

@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeVar
 import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
+from dlt.common.typing import TSecretStrValue
 from dlt.extract.resource import DltResource
 
 from skyprep_source.arrow_pages import ArrowPages
@@ -35,6 +36,7 @@ from skyprep_source.client import (
 from skyprep_source.endpoints import ENDPOINTS, ROW_HASH, SNAPSHOT_RESOURCES, Endpoint
 from skyprep_source.errors import SkyPrepAPIError, SkyPrepNotFound
 from skyprep_source.normalize import json_columns, records_to_table, start_run_warnings
+from skyprep_source.pii import PiiPolicy, apply_pii, set_policy
 from skyprep_source.reports import (
     content_digest,
     csv_to_table,
@@ -118,6 +120,8 @@ def skyprep(
     async_reports: Sequence[Any] | None = None,
     async_report_timeout_s: float = 900.0,
     async_report_poll_s: float = 2.0,
+    pii: str = "keep",
+    pii_salt: TSecretStrValue | None = None,
 ) -> list[DltResource]:
     """Read a SkyPrep account (read-only) as typed tables.
 
@@ -169,9 +173,14 @@ def skyprep(
             loads as `report__<type>[__<param>_<value>]` (docs/routes.md).
         async_report_timeout_s: how long one async report may take before the run fails.
         async_report_poll_s: the first wait between status polls (doubling, at most 30 s).
+        pii: personal data (e-mails, usernames, names, phones, addresses, card numbers, payer
+            names and e-mails, the same columns of report CSVs): `keep`, `hash` (keyed
+            HMAC-SHA256 with `pii_salt`, stable across runs) or `drop`; applied before dlt.
+        pii_salt: the secret key of `hash` (`sources.skyprep.pii_salt` in .dlt/secrets.toml).
     """
     report = RunReport.start()
     start_run_warnings()  # one warning per untyped column and run
+    set_policy(PiiPolicy(pii, pii_salt))
     policy = RetirementPolicy(retire_max_share, retire_floor, max_confirm_calls, all_or_nothing)
     client = SkyPrepClient(
         api_key,
@@ -238,7 +247,7 @@ def page_table(records: Sequence[dict[str, Any]], endpoint: Endpoint) -> pa.Tabl
     """One page of records -> its typed Arrow table, with the `_row_hash` row version."""
     # declared non-null (add_row_hash does), or dlt warns that the arrow and scd2 hints differ
     return add_row_hash(
-        rows_with_keys(records_to_table(records, endpoint.schema), endpoint), ROW_HASH
+        apply_pii(rows_with_keys(records_to_table(records, endpoint.schema), endpoint)), ROW_HASH
     )
 
 
@@ -294,7 +303,7 @@ def hashed_batches(pages: Iterable[pa.Table], endpoint: Endpoint) -> Iterator[pa
     empty = True
     for table in batched_tables(pages):
         empty = False
-        yield add_row_hash(rows_with_keys(table, endpoint), ROW_HASH)
+        yield add_row_hash(apply_pii(rows_with_keys(table, endpoint)), ROW_HASH)
     if empty:
         yield page_table([], endpoint)
 
@@ -641,7 +650,7 @@ def payments_resource(
         newest = datetime.fromisoformat(last_created_at) if last_created_at else None
         pages = client.pages(endpoint.route, params, key, page_format=tables)
         batches = batched_tables(pages)
-        hashed = (add_row_hash(rows_with_keys(b, endpoint), ROW_HASH) for b in batches)
+        hashed = (add_row_hash(apply_pii(rows_with_keys(b, endpoint)), ROW_HASH) for b in batches)
         for table in prefetched(hashed):
             page_newest = pc.max(table.column("created_at")).as_py()
             if page_newest is not None and (newest is None or page_newest > newest):
@@ -702,7 +711,8 @@ def saved_report_downloads_resource(
                     continue  # the same rows as the table holds: nothing to rewrite
                 live[str(report_id)] = digest
             hints = dlt.mark.make_hints(table_name=table_name, write_disposition="replace")
-            yield dlt.mark.with_hints(csv_to_table(csv_text), hints, create_table_variant=True)
+            table = apply_pii(csv_to_table(csv_text), report=True)
+            yield dlt.mark.with_hints(table, hints, create_table_variant=True)
             if version:
                 stored[str(report_id)] = version
 
