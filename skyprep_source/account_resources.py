@@ -31,7 +31,7 @@ from sqlglot import exp
 from skyprep_source.client import SkyPrepClient, key_of
 from skyprep_source.endpoints import ENDPOINTS, Endpoint
 from skyprep_source.errors import SkyPrepAPIError
-from skyprep_source.retirement import RetirementPolicy, RunReport, isolated
+from skyprep_source.retirement import RetirementPolicy, RunReport, guarded_fan_out, isolated
 from skyprep_source.schemas import PLATFORM_COUNT_TYPES
 
 logger = logging.getLogger("skyprep_source")
@@ -135,13 +135,18 @@ def read_api_resources(
 
 # the run's report and policy, set by read_api_resources (resources are built right after)
 _isolation: dict[str, Any] = {}
+# parents whose last item tells their transformers the snapshot is complete (source.py)
+_SNAPSHOT_PARENTS = ("learning_paths", "competencies", "skills")
 
 
 def _isolated(name: str, read: Any, endpoint: Endpoint | None, parent: str | None = None) -> Any:
-    """`read` skipped for the run when it fails (retirement.isolated), its table held."""
+    """`read` skipped for the run when it fails (retirement.isolated), its table held; a
+    transformer over a snapshot (`parent`) also under the mass-retirement guard."""
     report = _isolation.get("report") or RunReport()
     policy = _isolation.get("policy") or RetirementPolicy()
     empty = (lambda: _rows_to_item([], endpoint)) if endpoint is not None else None
+    if parent in _SNAPSHOT_PARENTS and endpoint is not None and empty is not None:
+        read = guarded_fan_out(endpoint, parent, read, report, policy, empty)
     return isolated(name, read, report, policy, endpoint=endpoint, parent=parent, empty_item=empty)
 
 

@@ -318,6 +318,42 @@ def guard_and_confirm(
     return fresh
 
 
+def guarded_fan_out(
+    endpoint: Endpoint,
+    parent: str,
+    read: Callable[[Any], Iterator[Any]],
+    report: RunReport,
+    policy: RetirementPolicy,
+    empty_item: Callable[[], Any],
+) -> Callable[[Any], Iterator[Any]]:
+    """A transformer over a snapshot `parent` (awards, leaderboards, learning-path bridges),
+    with the mass-retirement guard once the parent's last item is processed: its rows have no
+    single-record route to confirm them, so a complete snapshot decides, unless too much would
+    go. `read(parent_page)` yields Arrow tables (possibly with dlt hints)."""
+    run: dict[str, Any] = {}
+
+    @functools.wraps(read)
+    def guarded(parent_page: Any) -> Iterator[Any]:
+        if not run:
+            from skyprep_source.source import snapshot_loaded_before
+
+            run.update(seen=SeenKeys(endpoint.primary_key), processed=0)
+            run["loaded_before"] = snapshot_loaded_before()
+        for item in read(parent_page):
+            table = item if isinstance(item, pa.Table) else getattr(item, "data", item)
+            if isinstance(table, pa.Table):
+                run["seen"].add(table)
+            yield item
+        run["processed"] += 1
+        if report.parent_complete(parent, run["processed"]):
+            if run["loaded_before"]:
+                guard_and_confirm(None, endpoint, run["seen"], policy, report)
+            yield empty_item()  # dlt takes a held scope from the table's last item
+            run.clear()
+
+    return guarded
+
+
 # ---- failure isolation ---------------------------------------------------------------------
 
 

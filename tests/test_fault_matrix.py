@@ -302,3 +302,19 @@ def test_given_an_amount_in_another_locale_then_the_decimal_point_never_moves(
         )
     (amount,) = rows[0]
     assert (None if amount is None else f"{amount:.2f}") == loaded
+
+
+def test_given_every_leaderboard_answering_empty_then_the_guard_holds_the_fan_out_table(
+    sandbox: Sandbox, warehouse: Warehouse
+) -> None:
+    before = warehouse.state("skill_leaderboards")
+    assert before["skill_leaderboards"][0] > 0
+    sandbox.inject_fault(
+        "json_answer", route="get_skill", count=1000, body={"id": 1, "details": {"leaderboard": []}}
+    )
+    report = warehouse.load(retire_floor=0)
+    assert "skill_leaderboards" in report.held
+    assert warehouse.state("skill_leaderboards") == before
+    sandbox.clear_faults()
+    report = warehouse.load(retire_floor=0)  # the next night, whole again: nothing held
+    assert not report.held and warehouse.state("skill_leaderboards") == before
