@@ -32,6 +32,7 @@ from skyprep_source.errors import (
     SkyPrepNotFound,
     SkyPrepRequestFailed,
     SkyPrepRouteRefused,
+    SkyPrepRunDeadline,
     SkyPrepTransportError,
 )
 
@@ -370,6 +371,7 @@ class SkyPrepClient:
         concurrency: int = 1,
         session: requests.Session | None = None,
         verify_paged_lists: bool = True,
+        run_deadline_s: float | None = None,
     ) -> None:
         if not api_key or not str(api_key).strip():
             raise SkyPrepCredentialsError(f"SkyPrep api_key is empty: {CREDENTIALS_HINT}")
@@ -401,6 +403,9 @@ class SkyPrepClient:
         self._lock = threading.Lock()
         self.calls = 0  # HTTP attempts sent, retries included
         self.retries = 0
+        # the whole run's bound in seconds, counted from the first call (None: unbounded)
+        self.run_deadline_s = run_deadline_s
+        self._run_deadline: float | None = None
 
     def __repr__(self) -> str:  # never show the key
         return f"SkyPrepClient(base_url={self.base_url!r}, acct_key={self._acct_key!r})"
@@ -626,8 +631,9 @@ class SkyPrepClient:
         last_problem = "no attempt made"
         for attempt in range(1, attempts + 1):
             self.rate_budget.acquire()
-            # the whole call (connect, headers, body) within request_timeout of wall clock
-            deadline = time.monotonic() + self.request_timeout
+            # the whole call (connect, headers, body) within request_timeout of wall clock,
+            # and within the run's deadline
+            deadline = min(time.monotonic() + self.request_timeout, self._run_time_left(route))
             retry_after: float | None = None
             try:
                 with self._in_flight:
@@ -637,7 +643,7 @@ class SkyPrepClient:
                     response = self._session.post(
                         url,
                         data=form,
-                        timeout=self.request_timeout,
+                        timeout=max(0.001, min(self.request_timeout, deadline - time.monotonic())),
                         proxies=self._proxies,
                         verify=self._verify,
                         stream=True,
@@ -678,6 +684,23 @@ class SkyPrepClient:
             f"SkyPrep {route} failed {attempts} times in a row, last with {last_problem}; "
             "re-run later (or raise max_attempts)"
         )
+
+    def _run_time_left(self, route: str) -> float:
+        """The monotonic time the run must end by (inf without `run_deadline_s`); raises
+        `SkyPrepRunDeadline` once it has passed."""
+        if self.run_deadline_s is None:
+            return float("inf")
+        now = time.monotonic()
+        with self._lock:
+            if self._run_deadline is None:
+                self._run_deadline = now + self.run_deadline_s
+        if now >= self._run_deadline:
+            raise SkyPrepRunDeadline(
+                f"the run went past its run_deadline_s={self.run_deadline_s:g} before SkyPrep "
+                f"{route}; nothing from this run was loaded: raise run_deadline_s "
+                "(SOURCES__SKYPREP__RUN_DEADLINE_S) or leave it unset"
+            )
+        return self._run_deadline
 
     def _interpret(
         self,

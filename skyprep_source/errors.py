@@ -43,3 +43,7 @@ class SkyPrepRequestFailed(SkyPrepError):
 
 class SkyPrepTransportError(SkyPrepError):
     """A retryable transport problem the HTTP library does not see, e.g. a truncated body."""
+
+
+class SkyPrepRunDeadline(SkyPrepError):
+    """The run went past its `run_deadline_s`: it fails as a whole (never skips a resource)."""

@@ -40,6 +40,7 @@ from skyprep_source.errors import (
     SkyPrepError,
     SkyPrepNotFound,
     SkyPrepRouteRefused,
+    SkyPrepRunDeadline,
 )
 
 logger = logging.getLogger("skyprep_source")
@@ -361,7 +362,7 @@ def is_isolated_failure(error: BaseException) -> bool:
     """A failure an optional resource is skipped for: the API's, after its retries (never
     credentials, never a refused route: those are the whole run's)."""
     return isinstance(error, SkyPrepError) and not isinstance(
-        error, (SkyPrepCredentialsError, SkyPrepRouteRefused)
+        error, (SkyPrepCredentialsError, SkyPrepRouteRefused, SkyPrepRunDeadline)
     )
 
 

@@ -122,6 +122,7 @@ def skyprep(
     async_report_poll_s: float = 2.0,
     pii: str = "keep",
     pii_salt: TSecretStrValue | None = None,
+    run_deadline_s: float | None = None,
 ) -> list[DltResource]:
     """Read a SkyPrep account (read-only) as typed tables.
 
@@ -177,6 +178,8 @@ def skyprep(
             names and e-mails, the same columns of report CSVs): `keep`, `hash` (keyed
             HMAC-SHA256 with `pii_salt`, stable across runs) or `drop`; applied before dlt.
         pii_salt: the secret key of `hash` (`sources.skyprep.pii_salt` in .dlt/secrets.toml).
+        run_deadline_s: fail the run (loading nothing) once it has spent this many seconds
+            calling SkyPrep, counted from its first call; None: no bound.
     """
     report = RunReport.start()
     start_run_warnings()  # one warning per untyped column and run
@@ -193,6 +196,7 @@ def skyprep(
         page_size=page_size,
         concurrency=concurrency,
         verify_paged_lists=verify_paging,
+        run_deadline_s=run_deadline_s,
     )
     snapshots = {
         name: snapshot_resource(client, ENDPOINTS[name], report, policy)

@@ -318,3 +318,22 @@ def test_given_every_leaderboard_answering_empty_then_the_guard_holds_the_fan_ou
     sandbox.clear_faults()
     report = warehouse.load(retire_floor=0)  # the next night, whole again: nothing held
     assert not report.held and warehouse.state("skill_leaderboards") == before
+
+
+# ---- bounded runs ---------------------------------------------------------------------------
+
+
+def test_given_a_run_deadline_that_passes_then_the_run_fails_whole_and_loads_nothing(
+    sandbox: Sandbox, warehouse: Warehouse
+) -> None:
+    from skyprep_source.errors import SkyPrepRunDeadline
+
+    sandbox.world.destroy_user(sandbox.world.users.ids()[0])
+    before = warehouse.state("users", "course_progresses")
+    # every progress list answers after 0.4 s: the run cannot finish within 1 s
+    sandbox.inject_fault("slow", route="get_course_progresses", count=100, delay_s=0.4)
+    with pytest.raises(PipelineStepFailed) as raised:
+        warehouse.load(run_deadline_s=1.0)
+    assert isinstance(root_cause(raised.value), SkyPrepRunDeadline)
+    assert "run_deadline_s" in str(root_cause(raised.value))
+    assert warehouse.state("users", "course_progresses") == before
