@@ -136,18 +136,35 @@ def read_api_resources(
 # the run's report and policy, set by read_api_resources (resources are built right after)
 _isolation: dict[str, Any] = {}
 # parents whose last item tells their transformers the snapshot is complete (source.py)
-_SNAPSHOT_PARENTS = ("learning_paths", "competencies", "skills")
+_SNAPSHOT_PARENTS = ("learning_paths", "competencies", "skills", "users")
 
 
-def _isolated(name: str, read: Any, endpoint: Endpoint | None, parent: str | None = None) -> Any:
+def _isolated(
+    name: str,
+    read: Any,
+    endpoint: Endpoint | None,
+    parent: str | None = None,
+    hold_keys: tuple[str, ...] | None = None,
+) -> Any:
     """`read` skipped for the run when it fails (retirement.isolated), its table held; a
     transformer over a snapshot (`parent`) also under the mass-retirement guard."""
     report = _isolation.get("report") or RunReport()
     policy = _isolation.get("policy") or RetirementPolicy()
     empty = (lambda: _rows_to_item([], endpoint)) if endpoint is not None else None
-    if parent in _SNAPSHOT_PARENTS and endpoint is not None and empty is not None:
+    # the guard holds by the primary key: not for a resource held by other keys
+    guarded = parent in _SNAPSHOT_PARENTS and not hold_keys
+    if guarded and parent and endpoint is not None and empty is not None:
         read = guarded_fan_out(endpoint, parent, read, report, policy, empty)
-    return isolated(name, read, report, policy, endpoint=endpoint, parent=parent, empty_item=empty)
+    return isolated(
+        name,
+        read,
+        report,
+        policy,
+        endpoint=endpoint,
+        parent=parent,
+        empty_item=empty,
+        hold_keys=hold_keys,
+    )
 
 
 def _core() -> Any:
@@ -518,7 +535,10 @@ def user_gamification_balances_resource(client: SkyPrepClient, users: DltResourc
             yield _rows_to_item(rows, endpoint)
 
     return dlt.transformer(
-        balances, data_from=users, name=endpoint.resource, write_disposition=_scd2(endpoint)
+        _isolated(endpoint.resource, balances, endpoint, "users"),
+        data_from=users,
+        name=endpoint.resource,
+        write_disposition=_scd2(endpoint),
     )
 
 
@@ -554,7 +574,11 @@ def user_skill_balances_resource(client: SkyPrepClient, users: DltResource) -> D
             )
 
     return dlt.transformer(
-        balances, data_from=users, name=endpoint.resource, write_disposition=_scd2(endpoint)
+        # it writes user_competencies_achieved too: held by the key both tables have
+        _isolated(endpoint.resource, balances, endpoint, "users", hold_keys=("user_id",)),
+        data_from=users,
+        name=endpoint.resource,
+        write_disposition=_scd2(endpoint),
     )
 
 
@@ -613,7 +637,7 @@ def course_item_progresses_resource(
 
     scope = f"course_id IN ({', '.join(map(str, wanted))})"
     return dlt.resource(
-        read_items,
+        _isolated(endpoint.resource, read_items, endpoint),
         name=endpoint.resource,
         write_disposition=_scd2(endpoint, scope),
         columns=_json_hints(endpoint),
@@ -644,7 +668,7 @@ def manager_permissions_resource(
             yield _rows_to_item(rows, endpoint)
 
     return dlt.resource(
-        read_permissions,
+        _isolated(endpoint.resource, read_permissions, endpoint),
         name=endpoint.resource,
         write_disposition=_scd2(endpoint),
         columns=_json_hints(endpoint),

@@ -257,15 +257,17 @@ def find_candidates(
 # ---- holding back and confirming ----------------------------------------------------------
 
 
-def hold_retirement(endpoint: Endpoint) -> None:
+def hold_retirement(endpoint: Endpoint, keys: Sequence[str] | None = None) -> None:
     """Narrow this run's scd2 scope of the current resource's table to the keys of its own
     extract: changed records still get their new version, no absent row is retired.
 
     dlt's `destination_scope` merge option, set for this run only: the resource's own
-    disposition states its scope again on the next run (WHOLE_TABLE or its own)."""
-    keys = ", ".join(endpoint.primary_key)
-    target = keys if len(endpoint.primary_key) == 1 else f"({keys})"
-    scope = f"{target} IN (SELECT {keys} FROM {{staging_table}})"
+    disposition states its scope again on the next run (WHOLE_TABLE or its own). `keys`
+    (default: the primary key) must be columns of every table the resource writes."""
+    columns = tuple(keys or endpoint.primary_key)
+    listed = ", ".join(columns)
+    target = listed if len(columns) == 1 else f"({listed})"
+    scope = f"{target} IN (SELECT {listed} FROM {{staging_table}})"
     dlt.current.resource().apply_hints(write_disposition=endpoint.write_disposition(scope))
 
 
@@ -375,6 +377,7 @@ def isolated(
     endpoint: Endpoint | None = None,
     parent: str | None = None,
     empty_item: Callable[[], Any] | None = None,
+    hold_keys: Sequence[str] | None = None,
 ) -> Callable[..., Iterator[Any]]:
     """`read` (a resource's or transformer's generator function), skipped for the rest of the
     run when it fails with an API error, or when `parent` was skipped: its table (`endpoint`)
@@ -389,7 +392,7 @@ def isolated(
         if first:
             logger.warning("SkyPrep %s: skipped this run, its tables untouched (%s)", name, reason)
         if holds and endpoint is not None:
-            hold_retirement(endpoint)
+            hold_retirement(endpoint, hold_keys)
             if empty_item is not None:
                 yield empty_item()  # makes dlt take the held scope for the table
 

@@ -337,3 +337,21 @@ def test_given_a_run_deadline_that_passes_then_the_run_fails_whole_and_loads_not
     assert isinstance(root_cause(raised.value), SkyPrepRunDeadline)
     assert "run_deadline_s" in str(root_cause(raised.value))
     assert warehouse.state("users", "course_progresses") == before
+
+
+def test_given_the_per_user_route_failing_midway_then_both_its_tables_stay_untouched(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """`user_skill_balances` writes two tables; held by `user_id`, the key both have."""
+    per_user = {"per_user_resources": ["user_skill_balances", "user_gamification_balances"]}
+    fresh = Warehouse(sandbox, tmp_path / "per_user")
+    fresh.load(**per_user)
+    tables = ("user_skill_balances", "user_competencies_achieved", "user_gamification_balances")
+    before = fresh.state(*tables)
+    assert all(current > 0 for current, _ in before.values())
+    route = "get_user_skill_balances_and_competencies"
+    sandbox.inject_fault("error_object", route=route, count=3, skip=5)  # the 6th user fails
+    sandbox.inject_fault("error_object", route="get_user_gamification_balance", count=3, skip=5)
+    report = fresh.load(**per_user)
+    assert {"user_skill_balances", "user_gamification_balances"} <= set(report.skipped)
+    assert fresh.state(*tables) == before
