@@ -17,10 +17,8 @@ import argparse
 import os
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,8 +27,8 @@ import duckdb
 import orjson
 
 from skyprep_sandbox import Sandbox, World
-from skyprep_source import DATASET_NAME, DUCKDB_FILE, PIPELINE_NAME
-from skyprep_source.endpoints import ENDPOINTS
+from skyprep_source import DATASET_NAME, DUCKDB_FILE, PIPELINE_NAME, changes
+from skyprep_source.changes import ChangeReader, TableChanges, load_boundary
 from skyprep_source.job import (
     ANALYTICS_DATASET_NAME,
     RunOptions,
@@ -40,30 +38,6 @@ from skyprep_source.job import (
 )
 
 SCALE_ENV = "SKYPREP_DEMO_SCALE"
-
-
-@dataclass
-class TableChanges:
-    """What one load did to one table."""
-
-    table: str
-    new: int
-    updated: int
-    deleted: int
-    replaced: int | None = None  # rows of a `replace` table rewritten by this load
-    appended: int | None = None  # rows an `append` table (a history) gained in this load
-
-
-def natural_key(table: str) -> tuple[str, ...] | None:
-    """The entity key of an scd2 table, from the source's endpoint catalogue."""
-    endpoint = ENDPOINTS.get(table)
-    return tuple(endpoint.primary_key) if endpoint is not None else None
-
-
-def load_boundary(load_id: str) -> datetime:
-    """The scd2 boundary of a load: dlt stamps every version a load inserts (and retires)
-    with the creation time of its load package, which the load id encodes (Unix seconds)."""
-    return datetime.fromtimestamp(float(load_id), tz=timezone.utc)
 
 
 def write_dispositions(db: duckdb.DuckDBPyConnection, dataset: str) -> dict[str, str]:
@@ -84,43 +58,11 @@ def table_changes(
     rows_loaded: int | None,
     disposition: str | None = None,
 ) -> TableChanges:
-    """New, updated and deleted entities of `table` at the load `boundary`, from scd2 columns.
-
-    A version inserted at the boundary (`_dlt_valid_from`) whose key also lost a version there
-    (`_dlt_valid_to`) is an update, otherwise it is new; a version retired at the boundary whose
-    key has no current version is a deletion. An `append` table (a history, e.g. one row per
-    run) reports the rows the load added; any other table without scd2 columns (a downloaded
-    report, `replace`) the rows the load rewrote (`rows_loaded`, None = untouched).
-    """
-    if disposition == "append":
-        return TableChanges(table, 0, 0, 0, appended=rows_loaded or 0)
-    columns = {row[0] for row in db.execute(f'DESCRIBE "{dataset}"."{table}"').fetchall()}
-    key = natural_key(table)
-    if "_dlt_valid_to" not in columns or key is None or not set(key) <= columns:
-        return TableChanges(table, 0, 0, 0, replaced=rows_loaded or 0)
-    qualified = f'"{dataset}"."{table}"'
-    key_sql = " || '|' || ".join(f'cast("{name}" as varchar)' for name in key)
-    # dlt and DuckDB may round the boundary's microseconds differently: allow a millisecond
-    at_boundary = "between $at - interval 1 millisecond and $at + interval 1 millisecond"
-    (new, updated, deleted) = db.execute(
-        f"""
-        with added as (
-            select distinct {key_sql} as k from {qualified} where _dlt_valid_from {at_boundary}
-        ),
-        retired as (
-            select distinct {key_sql} as k from {qualified} where _dlt_valid_to {at_boundary}
-        ),
-        current_keys as (
-            select distinct {key_sql} as k from {qualified} where _dlt_valid_to is null
-        )
-        select
-            (select count(*) from added where k not in (select k from retired)),
-            (select count(*) from added where k in (select k from retired)),
-            (select count(*) from retired where k not in (select k from current_keys))
-        """,
-        {"at": boundary},
-    ).fetchone() or (0, 0, 0)
-    return TableChanges(table, int(new), int(updated), int(deleted))
+    """New, updated, retired and unchanged entities of `table` at the load `boundary`: the
+    job's own change report (skyprep_source.changes), read from the demo's DuckDB file."""
+    columns = [row[0] for row in db.execute(f'DESCRIBE "{dataset}"."{table}"').fetchall()]
+    reader = ChangeReader.for_duckdb(db, dataset)
+    return changes.table_changes(reader, table, columns, boundary, rows_loaded, disposition)
 
 
 def data_tables(db: duckdb.DuckDBPyConnection, dataset: str) -> list[str]:
@@ -145,29 +87,9 @@ def print_load(title: str, summary: RunSummary, calls: int, *, per_table: bool =
         print(f"  {name:<{width}}  {rows:>8}")
 
 
-def print_changes(changes: Sequence[TableChanges]) -> None:
-    """The change report of the second load: changed tables in full, the rest in one line."""
-    history = [c for c in changes if c.replaced is None and (c.new or c.updated or c.deleted)]
-    rewritten = [c for c in changes if c.replaced]
-    appended = [c for c in changes if c.appended]
-    shown = [*history, *rewritten, *appended]
-    unchanged = sorted(c.table for c in changes if c not in shown)
-    width = max((len(c.table) for c in shown), default=5)
-    print(f"  {'table':<{width}}  {'new':>7}  {'updated':>7}  {'deleted':>7}")
-    for change in history:
-        print(
-            f"  {change.table:<{width}}  {change.new:>7}  {change.updated:>7}  {change.deleted:>7}"
-        )
-    for change in rewritten:  # snapshot tables without history: rewritten as a whole
-        print(f"  {change.table:<{width}}  replaced ({change.replaced} rows)")
-    for change in appended:  # histories: this load's rows added beside the earlier ones
-        print(f"  {change.table:<{width}}  appended ({change.appended} rows)")
-    if unchanged:
-        print(
-            textwrap.fill(
-                ", ".join(unchanged), 96, initial_indent="  no change: ", subsequent_indent="    "
-            )
-        )
+def print_changes(table_changes: Sequence[TableChanges]) -> None:
+    """The change report of the second load (the job prints the same after every run)."""
+    print("\n".join(changes.changes_lines(table_changes)))
 
 
 def print_completion_summary(db: duckdb.DuckDBPyConnection, analytics: str) -> bool:

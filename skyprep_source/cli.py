@@ -2,6 +2,7 @@
 
     skyprep check                      validate config, call test_connection (read-only)
     skyprep run [--destination ...]    load the account, build the models, print a summary
+    skyprep models [--destination ...] rebuild the SQL models from what is loaded
 
 Output contract: the summary (or `OK: ...`) goes to stdout, progress to stderr, and a failure
 is ONE line on stderr (`skyprep: error: <reason naming the fix>`) with a non-zero exit code
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -26,25 +28,34 @@ from skyprep_source.job import (
     configured_secrets,
     describe_failure,
     format_traceback,
+    rebuild_models,
     run_load,
 )
+from skyprep_source.settings import InvalidSetting, parse_requests_per_minute
 
-COMMANDS = ("run", "check")
+COMMANDS = ("run", "check", "models")
 
 
 def requests_per_minute(value: str) -> int | None:
-    """`--requests-per-minute`: a positive integer, or `off` for no client-side budget."""
-    if value.strip().lower() in {"off", "none", "0"}:
-        return None
+    """`--requests-per-minute`: a positive integer, or `off` for no client-side budget (the
+    same values as the `requests_per_minute` setting)."""
     try:
-        number = int(value)
-    except ValueError:
+        return parse_requests_per_minute(value)
+    except InvalidSetting:
         raise argparse.ArgumentTypeError(
             f"expected a positive integer or 'off', got {value!r}"
         ) from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'off', got {value!r}")
-    return number
+
+
+def version() -> str:
+    """The installed package's version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        return package_version("skyprep-source")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
 
 
 def resource_list(value: str) -> list[str]:
@@ -73,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
         + ", ".join(f"{code.value} {code.name.lower()}" for code in ExitCode)
         + " (see docs/job.md).",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{run,check}", required=True)
+    parser.add_argument("--version", action="version", version=f"skyprep {version()}")
+    commands = parser.add_subparsers(dest="command", metavar="{run,check,models}", required=True)
 
     commands.add_parser(
         "check",
@@ -82,30 +94,39 @@ def build_parser() -> argparse.ArgumentParser:
         description="Validate the configuration and call test_connection (read-only).",
     )
 
-    run = commands.add_parser(
-        "run",
-        parents=[common],
-        help="load the account into the destination and build the models",
-        description="Load the account into the destination and build the models.",
-    )
-    run.add_argument(
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument(
         "--destination",
         default="duckdb",
         help="any dlt destination name (default duckdb: ./<pipeline-name>.duckdb); "
         "credentials come from dlt config/env, e.g. DESTINATION__POSTGRES__CREDENTIALS",
     )
-    run.add_argument(
+    where.add_argument(
         "--dataset", default=DATASET_NAME, help=f"raw dataset (default {DATASET_NAME})"
     )
-    run.add_argument(
+    where.add_argument(
         "--analytics-dataset",
         default=ANALYTICS_DATASET_NAME,
         help=f"dataset of the models (default {ANALYTICS_DATASET_NAME})",
     )
-    run.add_argument(
+    where.add_argument(
         "--pipeline-name",
         default=PIPELINE_NAME,
         help=f"dlt pipeline name (default {PIPELINE_NAME})",
+    )
+    where.add_argument(
+        "--pipelines-dir",
+        metavar="DIR",
+        help="where the pipeline's local state lives (default: dlt's, under $DLT_DATA_DIR "
+        "or ~/.dlt/pipelines)",
+    )
+    where.add_argument("-q", "--quiet", action="store_true", help="nothing on stderr but errors")
+
+    run = commands.add_parser(
+        "run",
+        parents=[common, where],
+        help="load the account into the destination and build the models",
+        description="Load the account into the destination and build the models.",
     )
     run.add_argument(
         "--resources",
@@ -136,7 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="fail before the first data call when the plan needs more than N API calls",
     )
-    run.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+
+    commands.add_parser(
+        "models",
+        parents=[common, where],
+        help="rebuild the SQL models from the loaded data (no SkyPrep calls)",
+        description="Rebuild the SQL models from the data already loaded, without reading "
+        "SkyPrep (e.g. after a run that exited 7).",
+    )
     return parser
 
 
@@ -153,15 +181,31 @@ def source_options(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `skyprep` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    quiet = bool(getattr(args, "quiet", False)) and not args.verbose
     logging.basicConfig(
         stream=sys.stderr,
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.INFO if args.verbose else logging.ERROR if quiet else logging.WARNING,
         format="[skyprep] %(levelname)s %(name)s: %(message)s",
     )
+    if quiet:
+        # dlt logs its retries (with tracebacks) itself; -q leaves stderr to the error line
+        os.environ.setdefault("RUNTIME__LOG_LEVEL", "CRITICAL")
     options = source_options(args)
     try:
         if args.command == "check":
             print(check_connection(options), flush=True)
+        elif args.command == "models":
+            summary = rebuild_models(
+                RunOptions(
+                    destination=args.destination,
+                    dataset_name=args.dataset,
+                    analytics_dataset_name=args.analytics_dataset,
+                    pipeline_name=args.pipeline_name,
+                    pipelines_dir=args.pipelines_dir,
+                    progress=None if quiet else sys.stderr,
+                )
+            )
+            print("\n".join(summary.lines()), flush=True)
         else:
             summary = run_load(
                 RunOptions(
@@ -169,12 +213,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     dataset_name=args.dataset,
                     analytics_dataset_name=args.analytics_dataset,
                     pipeline_name=args.pipeline_name,
+                    pipelines_dir=args.pipelines_dir,
                     resources=args.resources,
                     full_refresh=args.full_refresh,
                     build_models=not args.no_models,
                     source_options=options,
                     # a dry run prints the plan on stdout, once
-                    progress=None if args.quiet or args.plan else sys.stderr,
+                    progress=None if quiet or args.plan else sys.stderr,
                     max_calls=args.max_calls,
                     plan_only=args.plan,
                 )

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
@@ -29,6 +30,7 @@ from dlt.common.destination.exceptions import (
     InvalidDestinationReference,
     UnknownDestinationModule,
 )
+from dlt.common.exceptions import MissingDependencyException
 from dlt.common.runtime.collector_base import Collector
 from dlt.destinations.exceptions import DatabaseException
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -42,6 +44,7 @@ from skyprep_source.errors import (
 )
 from skyprep_source.models import DEFAULT_ANALYTICS_DATASET as ANALYTICS_DATASET_NAME
 from skyprep_source.run_lock import PipelineLocked, run_lock
+from skyprep_source.settings import InvalidSetting, check_settings
 
 # The defaults are DESIGN.md's: pipeline `skyprep`, dataset `skyprep_data`, models in
 # `skyprep_analytics`; with destination "duckdb" dlt names the file after the pipeline
@@ -101,6 +104,7 @@ class RunOptions:
     progress_period_s: float = 10.0
     max_calls: int | None = None  # fail before the first data call when the plan costs more
     plan_only: bool = False  # print the call plan and stop (`skyprep run --plan`)
+    course_progress_counts: Mapping[Any, int] | None = None  # rows per course, for the plan
 
 
 @dataclass
@@ -121,6 +125,11 @@ class RunSummary:
     # what the source held back or skipped (retirement.RunReport), and the exit code it means
     notices: list[str] = field(default_factory=list)
     exit_code: int = 0
+    location: str | None = None  # the DuckDB file (absolute) or the destination's location
+    pipelines_dir: str | None = None  # where the pipeline's local state lives
+    changes: list[Any] | None = None  # skyprep_source.changes.TableChanges per table
+    changes_note: str | None = None  # why the change table is missing
+    seconds_by_step: dict[str, float] = field(default_factory=dict)
 
     @property
     def total_rows(self) -> int:
@@ -130,23 +139,46 @@ class RunSummary:
         """The human summary printed at the end of a run (or the plan of a dry run)."""
         if self.plan_only:
             return str(self.plan).splitlines()
+        from skyprep_source.changes import changes_lines
+
         calls = f", {self.calls} API calls" if self.calls is not None else ""
         out = [
             f"read {self.total_rows} rows into {len(self.rows)} tables of "
             f"{self.destination}:{self.dataset_name} in {self.seconds:.1f}s{calls}"
         ]
-        width = max((len(name) for name in self.rows), default=0)
-        out += [f"  {name:<{width}}  {count:>10}" for name, count in sorted(self.rows.items())]
-        if self.models is not None:
-            skipped = f", {len(self.models.skipped)} skipped" if self.models.skipped else ""
+        if self.location:
+            out.append(f"  data:  {self.location}")
+        if self.pipelines_dir:
+            out.append(f"  state: {os.path.join(self.pipelines_dir, self.pipeline_name)}")
+        if self.seconds_by_step:
             out.append(
-                f"models: {len(self.models.built)} built in {self.models.dataset_name}{skipped}"
-                f" (as of {self.models.as_of})"
+                "  time:  "
+                + ", ".join(f"{step} {sec:.1f}s" for step, sec in self.seconds_by_step.items())
             )
-        elif self.models_note:
-            out.append(f"models: {self.models_note}")
+        if self.changes is not None:
+            out.append("changes in this load:")
+            out += changes_lines(self.changes)
+        else:
+            width = max((len(name) for name in self.rows), default=0)
+            out += [f"  {name:<{width}}  {count:>10}" for name, count in sorted(self.rows.items())]
+            if self.changes_note:
+                out.append(f"  (no change table: {self.changes_note})")
+        out += models_lines(self.models, self.models_note)
         out += [f"attention: {line}" for line in self.notices]
         return out
+
+
+def models_lines(models: Any, note: str | None = None) -> list[str]:
+    """The models' line of a summary, and each skipped model with its reason."""
+    if models is None:
+        return [f"models: {note}"] if note else []
+    skipped = f", {len(models.skipped)} skipped" if models.skipped else ""
+    out = [
+        f"models: {len(models.built)} built in {models.dataset_name}{skipped}"
+        f" (as of {models.as_of})"
+    ]
+    out += [f"  skipped {name}: {reason}" for name, reason in sorted(models.skipped.items())]
+    return out
 
 
 # ---- configuration -----------------------------------------------------------------------
@@ -164,13 +196,20 @@ def resolve_source_config(source_options: Mapping[str, Any]) -> Any:
     same sections), with `source_options` as explicit values. Raises JobFailure(CONFIG)."""
     ref = source_factory().ref
     try:
-        return resolve_configuration(
+        config = resolve_configuration(
             ref.SPEC(),
             sections=("sources", ref.section, ref.name),
             explicit_value=dict(source_options),
         )
     except ConfigFieldMissingException as missing:
         raise config_missing_failure(missing) from missing
+    try:
+        config.requests_per_minute = check_settings(
+            config.api_key, config.acct_key, config.base_url, config.requests_per_minute
+        )
+    except InvalidSetting as invalid:
+        raise JobFailure(ExitCode.CONFIG, str(invalid)) from invalid
+    return config
 
 
 def config_missing_failure(missing: ConfigFieldMissingException) -> JobFailure:
@@ -274,16 +313,16 @@ def run_load(options: RunOptions) -> RunSummary:
     """
     if options.plan_only:
         return _run_load(options)
-    with run_lock(_pipelines_dir(options), options.pipeline_name):
+    with run_lock(pipelines_dir_of(options), options.pipeline_name):
         return _run_load(options)
 
 
 def _run_load(options: RunOptions) -> RunSummary:
     from skyprep_source.client import SkyPrepClient
-    from skyprep_source.duckdb_destination import duckdb_destination
 
     started = time.monotonic()
     calls_before = SkyPrepClient.calls_in_process
+    config = resolve_source_config(options.source_options)
     source = source_factory()(**options.source_options)
     if options.resources:
         unknown = sorted(set(options.resources) - set(source.resources.keys()))
@@ -294,24 +333,32 @@ def _run_load(options: RunOptions) -> RunSummary:
                 f"{', '.join(source.resources.keys())}",
             )
         source = source.with_resources(*options.resources)
+    destination = job_destination(options.destination, options.pipeline_name)
+    check_destination_driver(destination)
+    progress = (
+        ProgressLines(options.progress, options.progress_period_s)
+        if options.progress is not None
+        else None
+    )
     pipeline_args: dict[str, Any] = {
         "pipeline_name": options.pipeline_name,
-        # the default, "duckdb", is DuckDB with its memory bounded (duckdb_destination)
-        "destination": duckdb_destination()
-        if options.destination == "duckdb"
-        else options.destination,
+        "destination": destination,
         "dataset_name": options.dataset_name,
     }
     if options.pipelines_dir:
         pipeline_args["pipelines_dir"] = options.pipelines_dir
-    if options.progress is not None:
-        pipeline_args["progress"] = ProgressLines(options.progress, options.progress_period_s)
+    if progress is not None:
+        pipeline_args["progress"] = progress
     # a dry run (--plan) creates nothing: it reads an existing pipeline only
     pipeline = (
         dlt.pipeline(**pipeline_args)
         if not options.plan_only or _pipeline_exists(options)
         else None
     )
+    location = None
+    if pipeline is not None:
+        location = check_state_location(pipeline, destination, record=not options.plan_only)
+    check_reachable(config.base_url)
     plan = plan_load(options, pipeline, source.name)
     if options.plan_only:
         return RunSummary(
@@ -331,6 +378,9 @@ def _run_load(options: RunOptions) -> RunSummary:
     refresh = None
     if options.full_refresh:
         refresh = "drop_resources" if options.resources else "drop_sources"
+    if progress is not None:
+        progress.planned_calls = plan.total_calls
+        progress.calls_before = SkyPrepClient.calls_in_process
     info = pipeline.run(source, refresh=refresh)
     info.raise_on_failed_jobs()
     summary = RunSummary(
@@ -342,11 +392,17 @@ def _run_load(options: RunOptions) -> RunSummary:
         load_ids=list(info.loads_ids),
         calls=SkyPrepClient.calls_in_process - calls_before,
         plan=plan,
+        location=location or destination_location(pipeline),
+        pipelines_dir=pipeline.pipelines_dir,
+        seconds_by_step=step_seconds(pipeline),
     )
+    summary.changes, summary.changes_note = changes_of(pipeline, summary)
     if options.build_models:
+        models_started = time.monotonic()
         summary.models, summary.models_note = build_models_for(
-            pipeline, options.analytics_dataset_name
+            pipeline, options.analytics_dataset_name, options.progress
         )
+        summary.seconds_by_step["models"] = time.monotonic() - models_started
     else:
         summary.models_note = "skipped (--no-models)"
     summary.notices, summary.exit_code = source_outcome()
@@ -370,6 +426,208 @@ def source_outcome() -> tuple[list[str], int]:
     return report.lines(), int(code)
 
 
+def rebuild_models(options: RunOptions) -> RunSummary:
+    """`skyprep models`: build the SQL models from what is loaded, without reading SkyPrep."""
+    started = time.monotonic()
+    destination = job_destination(options.destination, options.pipeline_name)
+    check_destination_driver(destination)
+    if not _pipeline_exists(options):
+        raise JobFailure(
+            ExitCode.CONFIG,
+            f"no pipeline {options.pipeline_name!r} in {pipelines_dir_of(options)}: run "
+            "`skyprep run` first (or pass the --pipeline-name / --pipelines-dir it used)",
+        )
+    pipeline_args: dict[str, Any] = {
+        "pipeline_name": options.pipeline_name,
+        "destination": destination,
+        "dataset_name": options.dataset_name,
+    }
+    if options.pipelines_dir:
+        pipeline_args["pipelines_dir"] = options.pipelines_dir
+    pipeline = dlt.pipeline(**pipeline_args)
+    location = check_state_location(pipeline, destination, record=False)
+    models, note = build_models_for(pipeline, options.analytics_dataset_name, options.progress)
+    return RunSummary(
+        pipeline_name=pipeline.pipeline_name,
+        destination=pipeline.destination.destination_name,
+        dataset_name=pipeline.dataset_name,
+        rows={},
+        seconds=time.monotonic() - started,
+        load_ids=[],
+        models=models,
+        models_note=note,
+        location=location or destination_location(pipeline),
+        pipelines_dir=pipeline.pipelines_dir,
+    )
+
+
+# ---- where the data and the state are ------------------------------------------------------
+
+# the pipeline's local state remembers the DuckDB file it loads (never synced to the data)
+DUCKDB_FILE_STATE_KEY = "skyprep_duckdb_file"
+
+
+def job_destination(destination: Any, pipeline_name: str) -> Any:
+    """The destination a run loads: "duckdb" is DuckDB with its memory sized to the machine
+    and its file resolved against the current directory (duckdb_destination)."""
+    from skyprep_source.duckdb_destination import duckdb_destination
+
+    if destination == "duckdb":
+        return duckdb_destination(pipeline_name=pipeline_name)
+    return destination
+
+
+def check_destination_driver(destination: Any) -> None:
+    """Fail (exit 3) before reading SkyPrep when the destination's driver is not installed,
+    naming the extra to install."""
+    from dlt.common.destination import Destination
+
+    try:
+        reference = Destination.from_reference(destination)
+        if reference is not None:
+            reference.client_class  # noqa: B018 (importing the client imports its driver)
+    except ImportError as missing:  # dlt's MissingDependencyException is an ImportError too
+        raise JobFailure(ExitCode.CONFIG, missing_driver_reason(destination)) from missing
+    except (UnknownDestinationModule, InvalidDestinationReference):
+        raise
+    except Exception:  # anything else shows up, better explained, when the run starts
+        return
+
+
+# destinations with an extra of skyprep-source (the others: dlt's own extra)
+DESTINATION_EXTRAS = frozenset({"postgres", "snowflake", "bigquery"})
+
+
+def missing_driver_reason(destination: Any) -> str:
+    name = str(getattr(destination, "destination_type", destination)).rsplit(".", 1)[-1]
+    extra = (
+        f'pip install "skyprep-source[{name}]"'
+        if name in DESTINATION_EXTRAS
+        else f'pip install "dlt[{name}]"'
+    )
+    return f"the {name} destination's driver is not installed: {extra}"
+
+
+def duckdb_file_of(destination: Any) -> str | None:
+    """The DuckDB file a destination factory writes (absolute), None for other destinations."""
+    if getattr(destination, "destination_type", None) != "dlt.destinations.duckdb":
+        return None
+    credentials = getattr(destination, "config_params", {}).get("credentials")
+    database = getattr(credentials, "database", credentials)
+    if isinstance(database, (str, os.PathLike)) and not os.fspath(database).startswith(":"):
+        return os.path.abspath(os.fspath(database))
+    return None
+
+
+def check_state_location(pipeline: Any, destination: Any, *, record: bool = True) -> str | None:
+    """The DuckDB file this run writes; a run whose state belongs to another file stops.
+
+    The pipeline's state (incremental cursors, which lists were read in full) is kept per
+    pipeline name in the pipelines directory, not beside the data. A run from another
+    directory would find the first directory's state and load into its own file as if that
+    file had the history, so the file is recorded in the state and compared here."""
+    database = duckdb_file_of(destination)
+    if database is None:
+        return None
+    try:
+        recorded = pipeline.get_local_state_val(DUCKDB_FILE_STATE_KEY)
+    except KeyError:
+        recorded = None
+    if recorded is None and not pipeline.first_run and pipeline.default_schema_name:
+        # a state written before the file was recorded: dlt's default file in the directory
+        # where the pipeline was first created
+        try:
+            initial = pipeline.get_local_state_val("initial_cwd")
+        except KeyError:
+            initial = None
+        legacy = os.path.join(initial, f"{pipeline.pipeline_name}.duckdb") if initial else None
+        if legacy and os.path.exists(legacy):
+            recorded = os.path.abspath(legacy)
+    if recorded and os.path.abspath(recorded) != database:
+        state_dir = os.path.join(pipeline.pipelines_dir, pipeline.pipeline_name)
+        raise JobFailure(
+            ExitCode.CONFIG,
+            f"the pipeline state in {state_dir} belongs to {recorded}, not {database}; run "
+            "from the directory of that file, give this one its own state (--pipelines-dir "
+            "or DLT_DATA_DIR, or another --pipeline-name), or delete that state directory",
+        )
+    if record and recorded is None:
+        pipeline.set_local_state_val(DUCKDB_FILE_STATE_KEY, database)
+    return database
+
+
+def destination_location(pipeline: Any) -> str | None:
+    """Where a non-file destination keeps the data (host/database), without credentials."""
+    try:
+        config = pipeline.destination_client().config
+        credentials = getattr(config, "credentials", None)
+        if credentials is not None and hasattr(credentials, "to_url"):
+            return str(credentials.to_url().render_as_string(hide_password=True))
+        return str(getattr(config, "data_location", lambda: None)() or "") or None
+    except Exception:  # the location is information only
+        return None
+
+
+def pipelines_dir_of(options: RunOptions) -> str:
+    from dlt.common.pipeline import get_dlt_pipelines_dir
+
+    return options.pipelines_dir or get_dlt_pipelines_dir()
+
+
+def check_reachable(base_url: str, timeout_s: float = 10.0) -> None:
+    """Fail at once (exit 5, naming base_url) when nothing listens at `base_url`'s host and
+    port: a refused connection or an unknown host at the first contact is a wrong address,
+    not a hiccup worth a minute of retries. Skipped behind a proxy (the proxy connects)."""
+    import socket
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(str(base_url))
+    host = parts.hostname
+    if not host or urllib.request.getproxies().get(parts.scheme):
+        return
+    if urllib.request.proxy_bypass(host) is False and urllib.request.getproxies().get("all"):
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return
+    except (ConnectionRefusedError, socket.gaierror) as refused:
+        why = (
+            "connection refused" if isinstance(refused, ConnectionRefusedError) else "unknown host"
+        )
+        raise JobFailure(
+            ExitCode.API,
+            f"nothing answers at {base_url} ({why}); check base_url "
+            f"({SETTING_LOCATIONS['base_url']}) and the network",
+        ) from refused
+    except OSError:  # a timeout or a route problem: the client's retries decide
+        return
+
+
+def step_seconds(pipeline: Any) -> dict[str, float]:
+    """Seconds of the extract, normalize and load steps of the pipeline's last run."""
+    trace = pipeline.last_trace
+    out: dict[str, float] = {}
+    for step in getattr(trace, "steps", None) or ():
+        if step.step in ("extract", "normalize", "load") and step.finished_at:
+            seconds = (step.finished_at - step.started_at).total_seconds()
+            out[step.step] = out.get(step.step, 0.0) + seconds
+    return out
+
+
+def changes_of(pipeline: Any, summary: RunSummary) -> tuple[list[Any] | None, str | None]:
+    """The run's change table (new / updated / retired / unchanged per table)."""
+    from skyprep_source.changes import pipeline_changes
+
+    if not summary.load_ids:
+        return None, "nothing was loaded"
+    try:
+        return pipeline_changes(pipeline, summary.load_ids[-1], summary.rows), None
+    except Exception as failure:  # the summary must not fail a run that loaded
+        return None, f"could not read it ({_first_line(failure)})"
+
+
 def plan_load(options: RunOptions, pipeline: Any = None, source_name: str = "skyprep") -> Any:
     """The run's call plan (skyprep_source.plan), printed to the progress stream; a plan
     above `options.max_calls` fails here, before the first data call.
@@ -384,6 +642,8 @@ def plan_load(options: RunOptions, pipeline: Any = None, source_name: str = "sky
     if pipeline is not None:
         # a full refresh drops the resources' state: the run pays as a first run does
         facts = known_facts(pipeline, source_name, config, with_states=not options.full_refresh)
+    if options.course_progress_counts:
+        facts.course_progress_counts = dict(options.course_progress_counts)
     plan = plan_run(config, options.resources, **facts.as_kwargs())
     if options.progress is not None:
         for line in str(plan).splitlines():
@@ -398,16 +658,7 @@ def plan_load(options: RunOptions, pipeline: Any = None, source_name: str = "sky
 
 def _pipeline_exists(options: RunOptions) -> bool:
     """Whether the pipeline's working directory exists (it has run here before)."""
-    import os
-
-    return os.path.isdir(os.path.join(_pipelines_dir(options), options.pipeline_name))
-
-
-def _pipelines_dir(options: RunOptions) -> str:
-    """The directory holding the pipeline's working directory (dlt's default or the option)."""
-    from dlt.common.pipeline import get_dlt_pipelines_dir
-
-    return options.pipelines_dir or get_dlt_pipelines_dir()
+    return os.path.isdir(os.path.join(pipelines_dir_of(options), options.pipeline_name))
 
 
 def finish_interrupted_run(pipeline: Any, progress: TextIO | None = None) -> None:
@@ -450,20 +701,61 @@ def loaded_rows(pipeline: Any) -> dict[str, int]:
     return {name: int(n) for name, n in counts.items() if not name.startswith("_dlt")}
 
 
-def build_models_for(pipeline: Any, dataset_name: str) -> tuple[Any, str | None]:
+def build_models_for(
+    pipeline: Any, dataset_name: str, progress: TextIO | None = None
+) -> tuple[Any, str | None]:
     """Build the SQL models if the models runner is installed; a failure is a JobFailure."""
     try:
         from skyprep_source.models import build_models
     except ImportError as missing:
         return None, f"not built (models runner unavailable: {missing})"
+    started = time.monotonic()
+    if progress is not None:
+        print(f"[skyprep] models: building in {dataset_name}", file=progress, flush=True)
     try:
-        return build_models(pipeline, dataset_name=dataset_name), None
+        models = build_models(pipeline, dataset_name=dataset_name)
     except Exception as failure:
+        if is_out_of_memory(failure):
+            reason = out_of_memory_reason("building the models", failure)
+            raise JobFailure(ExitCode.MODELS, reason) from failure
         raise JobFailure(
             ExitCode.MODELS,
             f"data loaded, but building the models in {dataset_name} failed: "
-            f"{_first_line(failure)}; re-run with --verbose, or skip them with --no-models",
+            f"{_first_line(failure)}; re-run with --verbose, or skip them with --no-models "
+            "(`skyprep models` builds them alone)",
         ) from failure
+    if progress is not None:
+        skipped = f", {len(models.skipped)} skipped" if models.skipped else ""
+        print(
+            f"[skyprep] models done in {time.monotonic() - started:.1f}s: "
+            f"{len(models.built)} built{skipped}",
+            file=progress,
+            flush=True,
+        )
+    return models, None
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    from skyprep_source.duckdb_destination import is_out_of_memory as duckdb_out_of_memory
+
+    return duckdb_out_of_memory(error)
+
+
+def out_of_memory_reason(doing: str, error: BaseException) -> str:
+    """One line for DuckDB running out of memory: what ran out, and the setting to raise."""
+    from skyprep_source.duckdb_destination import MEMORY_SETTING
+
+    used = ""
+    for candidate in _causes(error):
+        text = str(candidate)
+        if "Out of Memory Error" in text and "(" in text:
+            used = " (" + text.rsplit("(", 1)[-1].split(")", 1)[0] + ")"
+            break
+    return (
+        f"DuckDB ran out of memory while {doing}{used}; raise its memory_limit, e.g. "
+        f"{MEMORY_SETTING}, or run on a machine with more memory (`skyprep models` then "
+        "rebuilds the models alone)"
+    )
 
 
 # ---- failures ---------------------------------------------------------------------------
@@ -486,9 +778,32 @@ def _classify(error: BaseException) -> JobFailure:
             return config_missing_failure(candidate)
         if isinstance(candidate, PipelineLocked):
             return JobFailure(ExitCode.LOCKED, str(candidate))
+    if is_out_of_memory(error):
+        failed_step = (
+            str(error.step or "load") if isinstance(error, PipelineStepFailed) else "loading"
+        )
+        return JobFailure(
+            ExitCode.LOAD,
+            out_of_memory_reason(
+                f"the {failed_step} step" if failed_step != "loading" else failed_step, error
+            ),
+        )
+    for candidate in chain:
+        if isinstance(candidate, MissingDependencyException):
+            return JobFailure(
+                ExitCode.CONFIG, missing_driver_reason(_destination_name(error) or "destination")
+            )
+        if isinstance(candidate, InvalidSetting):
+            return JobFailure(ExitCode.CONFIG, _first_line(candidate))
     for candidate in chain:
         if isinstance(candidate, SkyPrepCredentialsError):
             return JobFailure(ExitCode.CREDENTIALS, _first_line(candidate))
+        if isinstance(candidate, SkyPrepRequestFailed) and "base_url" not in str(candidate):
+            return JobFailure(
+                ExitCode.API,
+                f"{_first_line(candidate)}; check base_url ({SETTING_LOCATIONS['base_url']}) "
+                "and the network",
+            )
         if isinstance(candidate, SkyPrepError):
             return JobFailure(ExitCode.API, _first_line(candidate))
         if isinstance(candidate, requests.RequestException):
@@ -569,8 +884,12 @@ def format_traceback(error: BaseException, secrets: Iterable[str]) -> str:
 
 
 class ProgressLines(Collector):
-    """dlt progress as a few concise lines: rows per table while extracting (at most one line
-    every `period_s` seconds), then one line per finished step."""
+    """dlt progress as short lines a person can follow.
+
+    While extracting, at most one line every `period_s` seconds: API calls made of those
+    planned, rows so far, the resource being read, elapsed time and an ETA from the calls'
+    pace; then one line per step (normalize, load) when it starts and when it is done. On a
+    terminal the extract line is rewritten in place; otherwise each is a plain line."""
 
     _STEP_COUNTERS = frozenset({"Resources", "Files", "Jobs", "Items"})
 
@@ -579,8 +898,22 @@ class ProgressLines(Collector):
         self.period_s = period_s
         self.step = ""
         self.rows: defaultdict[str, int] = defaultdict(int)
+        self.current = ""
+        self.planned_calls: int | None = None
+        self.calls_before = 0
+        self.jobs = 0
         self._started = 0.0
         self._last_line = 0.0
+        self._live = False  # a line rewritten in place is on the terminal
+        try:
+            self.tty = bool(stream.isatty())
+        except (AttributeError, ValueError):
+            self.tty = False
+
+    def calls(self) -> int:
+        from skyprep_source.client import SkyPrepClient
+
+        return SkyPrepClient.calls_in_process - self.calls_before
 
     def update(
         self,
@@ -591,35 +924,75 @@ class ProgressLines(Collector):
         message: str | None = None,
         label: str | None = None,
     ) -> None:
+        if name == "Jobs" and not label:
+            self.jobs += inc
         if name in self._STEP_COUNTERS or label or name.startswith("_dlt"):
             return
         self.rows[name] += inc
+        self.current = name
         now = time.monotonic()
-        if now - self._last_line >= self.period_s:
+        if self._verb() == "extract" and now - self._last_line >= self.period_s:
             self._last_line = now
-            self._write(f"{self._verb()} {now - self._started:.0f}s: {self._counts()}")
+            self._write(self.extract_line(now - self._started), live=True)
+
+    def extract_line(self, elapsed: float) -> str:
+        """`extract 40s: 812/1,984 calls (41%), 826,313 rows, reading course_progresses,
+        ETA ~58s`"""
+        calls = self.calls()
+        planned = self.planned_calls
+        if planned:
+            share = min(calls / planned, 1.0)
+            done = f"{calls:,}/{planned:,} calls ({share:.0%})"
+        else:
+            done = f"{calls:,} calls"
+        line = (
+            f"extract {elapsed:.0f}s: {done}, {sum(self.rows.values()):,} rows, "
+            f"reading {self.current or '...'}"
+        )
+        if planned and calls:
+            remaining = max(planned - calls, 0) * elapsed / calls
+            line += f", ETA ~{_short_duration(remaining)}" if calls < planned else ", ETA soon"
+        return line
 
     def _start(self, step: str) -> None:
         self.rows = defaultdict(int)
+        self.jobs = 0
+        self.current = ""
         self._started = self._last_line = time.monotonic()
+        if self._verb() in ("normalize", "load"):
+            self._write(f"{self._verb()}: started")
 
     def _stop(self) -> None:
         elapsed = time.monotonic() - self._started
-        if self._verb() == "extract" and not self.rows:
+        verb = self._verb()
+        if verb == "extract" and not self.rows:
             return  # dlt's second, state-only extract step: nothing to tell
-        # the per-table counts follow in the summary: the done line only totals them
-        totals = (
-            f": {len(self.rows)} tables, {sum(self.rows.values())} rows"
-            if self._verb() == "extract"
-            else ""
-        )
-        self._write(f"{self._verb()} done in {elapsed:.1f}s{totals}")
+        if verb == "extract":
+            calls = f", {self.calls():,} calls" if self.calls_before or self.planned_calls else ""
+            totals = f": {len(self.rows)} tables, {sum(self.rows.values()):,} rows{calls}"
+        elif verb == "load" and self.jobs:
+            totals = f": {self.jobs} jobs"
+        else:
+            totals = ""
+        self._write(f"{verb} done in {elapsed:.1f}s{totals}")
 
     def _verb(self) -> str:
         return (self.step or "").split(" ", 1)[0].lower()
 
-    def _counts(self) -> str:
-        return ", ".join(f"{name} {count}" for name, count in self.rows.items()) or "no rows yet"
+    def _write(self, line: str, live: bool = False) -> None:
+        text = f"[skyprep] {line}"
+        if self.tty:
+            end = "" if live else "\n"
+            self.stream.write(f"\r\033[K{text}{end}")
+            self.stream.flush()
+            self._live = live
+        else:
+            print(text, file=self.stream, flush=True)
 
-    def _write(self, line: str) -> None:
-        print(f"[skyprep] {line}", file=self.stream, flush=True)
+
+def _short_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -51,8 +52,13 @@ logger = logging.getLogger(__name__)
 
 # polls an async report is assumed to need (the first answer is usually "pending")
 ASYNC_REPORT_POLLS = 2
-# a call's round trip when the rate budget does not bind (the sandbox answers in ~1 ms)
+# a call's round trip when the rate budget does not bind and the planning calls were too few
+# to time (the sandbox answers in ~1 ms, the real API in a few hundred)
 SECONDS_PER_CALL = 0.3
+MIN_TIMED_CALLS = 5
+# on a first run of an account with more users than a page holds, the progresses of this
+# many courses (spread over the course list) are read to price every course's list
+PROGRESS_SAMPLE_COURSES = 25
 
 # resource -> the resource whose records it fans out over (dlt extracts the parent too)
 PARENTS: dict[str, str] = {
@@ -93,6 +99,8 @@ class CallPlan:
     rate_window_s: float = 60.0
     concurrency: int = 1
     notes: list[str] = field(default_factory=list)
+    # a call's round trip as the planning calls measured it (None: SECONDS_PER_CALL assumed)
+    seconds_per_call: float | None = None
 
     @property
     def total_calls(self) -> int:
@@ -104,7 +112,8 @@ class CallPlan:
         """The run's expected duration from its calls alone: the rate budget lets
         `requests_per_minute` calls through per window, and each call takes a round trip."""
         calls = self.total_calls
-        round_trips = calls * SECONDS_PER_CALL / max(self.concurrency, 1)
+        per_call = self.seconds_per_call if self.seconds_per_call else SECONDS_PER_CALL
+        round_trips = calls * per_call / max(self.concurrency, 1)
         if not self.requests_per_minute or calls <= self.requests_per_minute:
             return round_trips
         windows = math.ceil(calls / self.requests_per_minute) - 1
@@ -122,16 +131,20 @@ class CallPlan:
         raise CallPlanExceeded(
             f"this run would make about {self.total_calls} SkyPrep API calls "
             f"({_duration(self.seconds)}), more than max_calls={max_calls}; most go to {worst}. "
-            "Leave out resources (--resources), narrow them (course_ids, per_user_resources) "
-            "or raise the ceiling (--max-calls)"
+            "Leave out resources (--resources), narrow them (the course_ids or "
+            "per_user_resources settings of [sources.skyprep]) or raise the ceiling (--max-calls)"
         )
 
     def __str__(self) -> str:
-        budget = (
-            f"{self.requests_per_minute} calls per {self.rate_window_s:g}s"
-            if self.requests_per_minute
-            else "no rate budget"
-        )
+        if self.requests_per_minute:
+            budget = f"{self.requests_per_minute} calls per {self.rate_window_s:g}s"
+        elif self.seconds_per_call:
+            budget = (
+                f"no rate budget (at the {self.seconds_per_call:.2f} s a call the planning "
+                "calls took)"
+            )
+        else:
+            budget = f"no rate budget (if a call takes {SECONDS_PER_CALL:g} s)"
         lines = [
             f"call plan: about {self.total_calls} API calls, {_duration(self.seconds)} at "
             f"{budget} (planning took {self.planning_calls} calls)"
@@ -216,13 +229,20 @@ def plan_run(
         planner = _Planner(client, config, known, page_size, now)
         planner.per_course = {str(k): int(v) for k, v in (course_progress_counts or {}).items()}
         planner.states = dict(resource_states or {})
+        planning_started = time.monotonic()
         costs = planner.costs(selected)
+        planning_seconds = time.monotonic() - planning_started
     finally:
         if own_client:
             client.close()
+    planning_calls = client.calls - calls_before
     return CallPlan(
         costs=costs,
-        planning_calls=client.calls - calls_before,
+        planning_calls=planning_calls,
+        # the planning calls are the run's first calls: their pace is the server's
+        seconds_per_call=planning_seconds / planning_calls
+        if planning_calls >= MIN_TIMED_CALLS
+        else None,
         requests_per_minute=config.get("requests_per_minute"),
         rate_window_s=float(config.get("rate_window_s")),
         concurrency=int(config.get("concurrency")),
@@ -375,6 +395,13 @@ class _Config:
         self._defaults = skyprep.ref.SPEC()
 
     def get(self, name: str) -> Any:
+        if name == "requests_per_minute":  # `off` from TOML/env, as `skyprep()` takes it
+            from skyprep_source.settings import parse_requests_per_minute
+
+            return parse_requests_per_minute(self._get(name))
+        return self._get(name)
+
+    def _get(self, name: str) -> Any:
         if isinstance(self._source, Mapping):
             if name in self._source:
                 return self._source[name]
@@ -585,15 +612,51 @@ class _Planner:
             basis = f"lists of ~{per_course:.0f} rows × {courses} courses"
         else:
             users = self.count("users")
-            # a course cannot have more progresses than the account has users
-            calls = courses * list_calls(min(users, self.page_size - 1), self.page_size)
-            basis = f"1 list per course × {courses}"
-            if users >= self.page_size:
-                self.notes.append(
-                    "course_progresses assumes each course's progresses fit one page; pass "
-                    "course_progress_counts from an earlier run for a closer estimate"
+            sample = self._progress_sample(listed) if users >= self.page_size else []
+            if sample:
+                # a course's list may take several pages: price them from a sample of courses
+                per_course = sum(list_calls(rows, self.page_size) for rows in sample) / len(sample)
+                calls = math.ceil(courses * per_course)
+                basis = (
+                    f"1 list per course × {courses}, ~{per_course:.2f} pages each "
+                    f"(a sample of {len(sample)} courses)"
                 )
+                self.notes.append(
+                    f"course_progresses is priced from {len(sample)} courses' lists, read to "
+                    "plan; a later run prices every course from the rows it loaded"
+                )
+            else:
+                # a course cannot have more progresses than the account has users
+                calls = courses * list_calls(min(users, self.page_size - 1), self.page_size)
+                basis = f"1 list per course × {courses}"
         return ResourceCost(name, calls, basis)
+
+    def _progress_sample(self, listed: Any) -> list[int]:
+        """Rows of the progress lists of up to PROGRESS_SAMPLE_COURSES courses, spread evenly
+        over the course list (or over `course_ids`)."""
+        if listed is not None:
+            course_ids = sorted({int(c) for c in listed})
+        else:
+            course_ids = sorted(
+                int(record["id"])
+                for page in self.client.pages("get_courses", {}, key_of("id"))
+                for record in page
+                if isinstance(record, dict) and record.get("id") is not None
+            )
+        if not course_ids:
+            return []
+        step = max(len(course_ids) / PROGRESS_SAMPLE_COURSES, 1.0)
+        picked = sorted(
+            {
+                course_ids[int(i * step)]
+                for i in range(PROGRESS_SAMPLE_COURSES)
+                if int(i * step) < len(course_ids)
+            }
+        )
+        return [
+            self._list_length("get_course_progresses", {"course_id": course_id})
+            for course_id in picked
+        ]
 
     def _course_item_progresses(self) -> ResourceCost:
         calls = 0

@@ -55,6 +55,7 @@ from skyprep_source.retirement import (
     isolated,
 )
 from skyprep_source.row_hash import add_row_hash
+from skyprep_source.settings import check_settings
 
 DAY_SECONDS = 86_400
 # pages are joined up to this many rows before they become one Arrow table: dlt's and the
@@ -94,7 +95,7 @@ def skyprep(
     api_key: str = dlt.secrets.value,
     acct_key: str = dlt.config.value,
     base_url: str = DEFAULT_BASE_URL,
-    requests_per_minute: int | None = 100,
+    requests_per_minute: str | int | None = 100,
     concurrency: int = 1,
     page_size: int = 1000,
     course_progress_mode: Literal["per_course", "account_wide"] = "per_course",
@@ -130,7 +131,9 @@ def skyprep(
         api_key: the account's API key (secret: `sources.skyprep.api_key`).
         acct_key: the platform domain, e.g. `acme.skyprepapp.com`.
         base_url: the admin API's base URL.
-        requests_per_minute: the rate budget shared by every resource; None turns it off.
+        requests_per_minute: the rate budget shared by every resource; `off` (or None) turns
+            it off. (Typed `str | int` so that dlt passes `off` from TOML or the environment
+            through; `settings.parse_requests_per_minute` refuses anything else.)
         concurrency: calls in flight at once (the vendor asks for 1).
         page_size: rows asked per page (`per_page`); the client adapts to a server cap.
         course_progress_mode: `per_course` (one list per course, as the reference shows) or
@@ -181,6 +184,7 @@ def skyprep(
         run_deadline_s: fail the run (loading nothing) once it has spent this many seconds
             calling SkyPrep, counted from its first call; None: no bound.
     """
+    rate_limit = check_settings(api_key, acct_key, base_url, requests_per_minute)
     report = RunReport.start()
     start_run_warnings()  # one warning per untyped column and run
     set_policy(PiiPolicy(pii, pii_salt))
@@ -190,7 +194,7 @@ def skyprep(
         acct_key,
         base_url,
         # shared with the job's call plan (and any other client of this account in-process)
-        rate_budget=RateBudget.for_account(base_url, acct_key, requests_per_minute, rate_window_s),
+        rate_budget=RateBudget.for_account(base_url, acct_key, rate_limit, rate_window_s),
         retry=RetryPolicy(max_attempts, backoff_base_s, backoff_max_s),
         request_timeout=request_timeout,
         page_size=page_size,

@@ -124,7 +124,8 @@ def test_check_with_a_base_url_that_is_not_http_is_a_configuration_error(tmp_pat
 
     assert result.returncode == ExitCode.CONFIG
     (reason,) = error_lines(result)
-    assert "base_url must start with http:// or https://" in reason
+    assert "base_url must be an http:// or https:// URL ending in /admin/api" in reason
+    assert "SOURCES__SKYPREP__BASE_URL" in reason
 
 
 # ---- run ----------------------------------------------------------------------------------
@@ -162,8 +163,9 @@ def test_run_loads_every_table_builds_the_models_and_prints_a_summary(
     headline, *table_lines = result.stdout.splitlines()
     assert headline.startswith("read ") and "tables of duckdb:skyprep_data" in headline
     assert headline.endswith(f", {sandbox.stats()['calls_total']} API calls")
-    assert any(line.split() == ["users", "30"] for line in table_lines)  # the tiny world
-    assert table_lines[-1].startswith("models: ")
+    # the tiny world's 30 users, all new in a first load
+    assert any(line.split() == ["users", "30", "0", "0", "0"] for line in table_lines)
+    assert any(line.startswith("models: ") for line in table_lines)
     assert "[skyprep] extract done in" in result.stderr  # progress goes to stderr
 
 
@@ -254,16 +256,18 @@ def test_run_against_an_unreachable_api_exits_5_naming_base_url(tmp_path: Path) 
     env = clean_environment(tmp_path) | {
         "SOURCES__SKYPREP__API_KEY": "some-key-123",
         "SOURCES__SKYPREP__ACCT_KEY": "acme.skyprepapp.com",
-        "SOURCES__SKYPREP__MAX_ATTEMPTS": "1",  # fail on the first refused connection
     }
 
+    # the default attempts: a refused connection at the first contact is not retried
     result = skyprep(
         "run", "--quiet", "--base-url", "http://127.0.0.1:9/admin/api", cwd=tmp_path, env=env
     )
 
     assert result.returncode == ExitCode.API == 5
-    (reason,) = error_lines(result)
-    assert "SkyPrep get_" in reason and "some-key-123" not in reason
+    (reason,) = result.stderr.strip().splitlines()  # -q: the error line alone
+    assert "http://127.0.0.1:9/admin/api" in reason and "connection refused" in reason
+    assert "check base_url (SOURCES__SKYPREP__BASE_URL" in reason
+    assert "some-key-123" not in reason
 
 
 def test_run_without_destination_credentials_names_the_environment_variable(

@@ -3,13 +3,14 @@ names, and how the job shows it (`skyprep run --plan`, `--max-calls`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import dlt
 import pytest
 
-from skyprep_sandbox import Sandbox
+from skyprep_sandbox import Sandbox, World
 from skyprep_source import DATASET_NAME, skyprep
 from skyprep_source.cli import main
 from skyprep_source.client import SkyPrepClient
@@ -20,6 +21,9 @@ from skyprep_source.plan import CallPlanExceeded, available_resources, list_call
 KNOWN = {
     "users": 3000,
     "courses": 60,
+    # known too: without it an account of more users than a page holds has its progresses
+    # priced from a sample of courses' lists, read to plan
+    "course_progresses": 19045,
     "user_groups": 40,
     "skills": 30,
     "competencies": 12,
@@ -70,6 +74,24 @@ def test_plan_is_within_ten_percent_of_a_default_run(sandbox: Sandbox, tmp_path:
     plan = plan_run(config)
     assert plan.planning_calls > 0
     actual = run_calls(sandbox, tmp_path, config)
+    assert abs(plan.total_calls - actual) <= 0.1 * actual, (plan.total_calls, actual, str(plan))
+
+
+def test_a_first_runs_plan_prices_multi_page_progress_lists_from_a_sample(
+    sandbox_factory: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    # more users than a page holds, and the courses' progress lists of several pages: the
+    # large world at page size 1,000 (where "one page per course" planned 1,984 of 2,526)
+    world = World.generate(seed=7, scale="demo")
+    sandbox = sandbox_factory(world)
+    config = config_for(sandbox, page_size=100)
+    plan = plan_run(config)
+    costs = {cost.resource: cost for cost in plan.costs}
+    assert "a sample of 25 courses" in costs["course_progresses"].basis
+    actual = run_calls(sandbox, tmp_path, config)
+    progress_calls = sandbox.stats()["calls"]["get_course_progresses"]
+    assert progress_calls > 1.5 * len(world.courses.ids())  # most lists took several pages
+    assert abs(costs["course_progresses"].calls - progress_calls) <= 0.1 * progress_calls
     assert abs(plan.total_calls - actual) <= 0.1 * actual, (plan.total_calls, actual, str(plan))
 
 
