@@ -17,6 +17,13 @@ Phases:
 3. API economy: calls of the source's full sync against the minimum for the world's counts;
    a second sync with no change (calls, rows carrying the new load id, report downloads);
    a rate-limited sync on a smaller world (100 calls per 6 s, the source's budget 1000/min).
+4. Nightly: the real job, `skyprep run --requests-per-minute off` with every default
+   resource and the models, on a fresh sandbox at `--scale`, three nights with
+   `advance(days=1)` between them: per night its exit code, wall time, API calls (and the
+   plan's estimate), peak RSS and the time split extract / normalize / load / models; the
+   floor contender runs on the same world first, so memory is stated as a ratio to it.
+
+    python bench/run.py --only nightly   # phase 4 alone: updates `nightly` in results.json
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import argparse
 import contextlib
 import datetime as dt
 import inspect
+import itertools
 import json
 import os
 import platform
@@ -58,6 +66,17 @@ RATE_LIMIT_CALLS = 100
 RATE_WINDOW_S = 6.0
 RATE_BUDGET_PER_MINUTE = 1000
 SECONDS_PER_CALL = RATE_WINDOW_S / RATE_LIMIT_CALLS
+
+#: The nightly phase: this many runs of the job, a day passing in the world between them.
+NIGHTS = 3
+#: Nightly targets, as ratios: peak RSS may not grow by more than this from night to night,
+#: and stays within this multiple of the floor contender's peak on the same world.
+NIGHTLY_RSS_GROWTH = 1.10
+NIGHTLY_RSS_TO_FLOOR = 3.0
+#: The three-table sync's peak RSS against the floor's (the same calls into DuckDB).
+SOURCE_RSS_TO_FLOOR = 2.5
+#: The plan of the first night against the calls it made.
+PLAN_ERROR = 0.10
 
 #: Report downloads are calls to this route; a no-change sync must make none.
 REPORT_DOWNLOAD_ROUTE = "get_saved_advanced_report"
@@ -379,11 +398,163 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         },
         total_seconds=round(time.perf_counter() - started, 1),
     )
+    # --- phase 4: the nightly job -------------------------------------------------------
+    results["nightly"] = nightly(args, workdir, page_size, concurrency)
+    results["total_seconds"] = round(time.perf_counter() - started, 1)
     # the machine is shared: the load around the run says how quiet it was
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["source"]["rows_written"] = _written(source)
     results["targets"] = targets(results)
     return results
+
+
+def job_command() -> list[str]:
+    """The installed `skyprep` console script beside this interpreter, else the module."""
+    script = Path(sys.executable).parent / "skyprep"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "skyprep_source.cli"]
+
+
+def run_job_night(sandbox: SandboxProcess, workdir: Path, night: int) -> dict[str, Any]:
+    """One `skyprep run` (defaults, rate budget off) in `workdir`, as a scheduler runs it:
+    account in the environment, its own state directory; its memory polled with psutil."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("SOURCES__", "DESTINATION__", "RUNTIME__", "LOAD__", "DLT_"))
+    }
+    env.update(
+        SOURCES__SKYPREP__BASE_URL=sandbox.base_url,
+        SOURCES__SKYPREP__API_KEY=API_KEY,
+        SOURCES__SKYPREP__ACCT_KEY=ACCT_KEY,
+        DLT_DATA_DIR=str(workdir / "dlt"),
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    out_path, err_path = workdir / f"night{night}.out", workdir / f"night{night}.err"
+    started = time.perf_counter()
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        child = subprocess.Popen(
+            [*job_command(), "run", "--requests-per-minute", "off"],
+            stdout=out,
+            stderr=err,
+            cwd=workdir,
+            env=env,
+        )
+        watched = psutil.Process(child.pid)
+        peak = 0
+        while child.poll() is None:
+            peak = max(peak, tree_rss_bytes(watched))
+            time.sleep(0.05)
+    seconds = time.perf_counter() - started
+    stdout = out_path.read_text(errors="replace")
+    stderr = err_path.read_text(errors="replace")
+    return {
+        "night": night,
+        "exit_code": child.returncode,
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(peak / 2**20, 1),
+        "planned_calls": _planned_calls(stderr),
+        "seconds_by_step": _step_seconds(stdout),
+        "last_stderr_line": (stderr.strip().splitlines() or [""])[-1][:400],
+    }
+
+
+def _planned_calls(stderr: str) -> int | None:
+    for line in stderr.splitlines():
+        if "call plan: about " in line:
+            return int(line.split("call plan: about ", 1)[1].split(" ", 1)[0].replace(",", ""))
+    return None
+
+
+def _step_seconds(stdout: str) -> dict[str, float]:
+    """`  time:  extract 31.2s, normalize 0.4s, load 12.0s, models 9.1s` -> seconds by step."""
+    for line in stdout.splitlines():
+        if line.strip().startswith("time:"):
+            steps = line.split("time:", 1)[1].split(",")
+            return {
+                step.split()[0]: float(step.split()[1].rstrip("s"))
+                for step in steps
+                if step.split()
+            }
+    return {}
+
+
+def nightly(args: argparse.Namespace, workdir: Path, page_size: int, concurrency: int) -> dict:
+    """Phase 4: the default job for NIGHTS nights on a fresh world, and the floor beside it."""
+    log(f"nightly: sandbox scale={args.scale} seed={args.seed}, {NIGHTS} nights")
+    nights: list[dict[str, Any]] = []
+    with SandboxProcess(args.scale, args.seed, log_path=workdir / "sandbox-nightly.log") as sb:
+        log("nightly: floor (the three tables' bytes -> DuckDB read_json) on the same world")
+        floor = run_contender(
+            "floor",
+            sb,
+            workdir / "nightly-floor",
+            extra=["--page-size", str(page_size), "--concurrency", str(concurrency)],
+        )
+        for night in range(1, NIGHTS + 1):
+            if night > 1:
+                sb.advance(days=1)
+            sb.reset_stats()
+            log(f"nightly: night {night}, skyprep run (every default resource, the models)")
+            measured = run_job_night(sb, workdir / "nightly", night)
+            measured["calls"] = total_calls(sb.stats())
+            log(
+                f"nightly: night {night} exit {measured['exit_code']} in "
+                f"{measured['seconds']} s, {measured['calls']} calls, peak RSS "
+                f"{measured['peak_rss_mb']} MB"
+            )
+            nights.append(measured)
+    floor_rss = float(floor["peak_rss_mb"])
+    first = nights[0]
+    planned = first.get("planned_calls")
+    return {
+        "scale": args.scale,
+        "seed": args.seed,
+        "command": "skyprep run --requests-per-minute off",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "git": git_commit(),
+        "floor": _contender_summary(floor),
+        "nights": nights,
+        "peak_rss_ratio_to_floor": [_ratio(n["peak_rss_mb"], floor_rss) for n in nights],
+        "peak_rss_growth": [
+            _ratio(later["peak_rss_mb"], earlier["peak_rss_mb"])
+            for earlier, later in itertools.pairwise(nights)
+        ],
+        "first_night_plan_error": _ratio(planned - first["calls"], first["calls"])
+        if planned is not None
+        else None,
+    }
+
+
+def nightly_targets(nightly_results: dict[str, Any]) -> list[tuple[str, str, Any, bool]]:
+    """The nightly scenario's targets (issue #10)."""
+    nights = nightly_results["nights"]
+    error = nightly_results["first_night_plan_error"]
+    return [
+        (
+            "nightly_exit_codes",
+            "all 0",
+            [n["exit_code"] for n in nights],
+            all(n["exit_code"] == 0 for n in nights),
+        ),
+        (
+            "nightly_peak_rss_growth",
+            f"<= {NIGHTLY_RSS_GROWTH} x the night before",
+            nightly_results["peak_rss_growth"],
+            all(g <= NIGHTLY_RSS_GROWTH for g in nightly_results["peak_rss_growth"]),
+        ),
+        (
+            "nightly_peak_rss_ratio_to_floor",
+            f"<= {NIGHTLY_RSS_TO_FLOOR} x floor peak RSS",
+            nightly_results["peak_rss_ratio_to_floor"],
+            all(r <= NIGHTLY_RSS_TO_FLOOR for r in nightly_results["peak_rss_ratio_to_floor"]),
+        ),
+        (
+            "nightly_first_plan_error",
+            f"within {PLAN_ERROR:.0%} of the calls made",
+            error,
+            error is not None and abs(error) <= PLAN_ERROR,
+        ),
+    ]
 
 
 def _written(
@@ -447,10 +618,11 @@ def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
         ),
         ("ratio_to_floor", "<= 2", results["ratio_to_floor"], results["ratio_to_floor"] <= 2),
         (
-            "source_peak_rss_mb",
-            "<= 400 (large world)",
-            results["source"]["peak_rss_mb"],
-            results["source"]["peak_rss_mb"] <= 400,
+            "source_peak_rss_ratio_to_floor",
+            f"<= {SOURCE_RSS_TO_FLOOR} x floor peak RSS",
+            _ratio(results["source"]["peak_rss_mb"], results["floor"]["peak_rss_mb"]),
+            results["source"]["peak_rss_mb"]
+            <= SOURCE_RSS_TO_FLOOR * results["floor"]["peak_rss_mb"],
         ),
         (
             "calls_full_sync",
@@ -490,6 +662,8 @@ def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
             rate["seconds"] <= 1.1 * rate["floor_seconds"],
         ),
     ]
+    if "nightly" in results:
+        checks += nightly_targets(results["nightly"])
     return {name: {"target": goal, "value": value, "met": met} for name, goal, value, met in checks}
 
 
@@ -548,6 +722,38 @@ def figures_markdown(results: dict[str, Any]) -> str:
         f"{rate['throttled_calls']} throttled, {rate['seconds']:.1f} s against a floor of "
         f"{rate['floor_seconds']:.1f} s.",
     ]
+    if "nightly" in results:
+        lines += ["", nightly_markdown(results["nightly"])]
+    return "\n".join(lines)
+
+
+def nightly_markdown(nightly_results: dict[str, Any]) -> str:
+    """The nightly scenario as a Markdown table."""
+    floor = nightly_results["floor"]
+    lines = [
+        f"Nightly job (`{nightly_results['command']}`, every default resource and the models, "
+        f"`{nightly_results['scale']}` world, {len(nightly_results['nights'])} nights with "
+        f"`advance(days=1)` between them; floor peak RSS {floor['peak_rss_mb']:,.0f} MB on the "
+        "same world):",
+        "",
+        "| night | exit | seconds | calls (planned) | peak RSS (MB) | x floor | extract | "
+        "normalize | load | models |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for night, ratio in zip(
+        nightly_results["nights"], nightly_results["peak_rss_ratio_to_floor"], strict=True
+    ):
+        steps = night["seconds_by_step"]
+        lines.append(
+            f"| {night['night']} | {night['exit_code']} | {night['seconds']:.1f} "
+            f"| {night['calls']:,} ({night['planned_calls'] or '?'}) "
+            f"| {night['peak_rss_mb']:,.0f} | {ratio} "
+            + " ".join(
+                f"| {steps[step]:.1f}" if step in steps else "| -"
+                for step in ("extract", "normalize", "load", "models")
+            )
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -578,6 +784,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--workdir", type=Path, default=BENCH_DIR / "_work")
+    parser.add_argument(
+        "--only",
+        choices=["nightly"],
+        help="run one phase alone and update its part of --out (the rest is kept)",
+    )
     args = parser.parse_args(argv)
     profile = PROFILES["quick" if args.quick else "full"]
     args.scale = args.scale or profile["scale"]
@@ -588,8 +799,36 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def only_nightly(args: argparse.Namespace) -> dict[str, Any]:
+    """`--only nightly`: phase 4 alone; the other phases' figures in --out stay as they were
+    measured (each phase carries its own date and commit)."""
+    workdir = Path(args.workdir)
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    defaults = source_defaults()
+    page_size = int(args.page_size or defaults.get("page_size") or 1000)
+    results: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results["nightly"] = nightly(args, workdir, page_size, int(defaults.get("concurrency") or 1))
+    results["nightly"]["machine"] = machine()
+    if "floor" in results:
+        results["targets"] = targets(results)
+    else:
+        results["targets"] = {
+            name: {"target": goal, "value": value, "met": met}
+            for name, goal, value, met in nightly_targets(results["nightly"])
+        }
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.only == "nightly":
+        results = only_nightly(args)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        print(nightly_markdown(results["nightly"]))
+        print(f"\nwritten: {args.out}")
+        return 0
     results = benchmark(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -168,3 +168,7 @@ class SandboxProcess:
 
     def config(self, **settings: Any) -> Any:
         return self._control("config", settings)
+
+    def advance(self, days: int = 1) -> None:
+        """Let `days` pass in the served world (`/_sandbox/advance`)."""
+        self._control("advance", {"days": days})

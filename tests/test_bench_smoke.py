@@ -39,7 +39,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=600,
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-4000:] + completed.stdout[-2000:]
@@ -112,3 +112,18 @@ def test_bench_quick_source_and_floor_load_the_same_world(results: dict[str, Any
     assert results["same_rows_as_floor"] is True
     # the floor makes exactly the minimum calls by construction: a check on the harness itself
     assert results["floor"]["calls"] == results["calls_minimum"]
+
+
+def test_bench_quick_runs_the_nightly_job_three_nights(results: dict[str, Any]) -> None:
+    nightly = results["nightly"]
+    nights = nightly["nights"]
+    assert [night["night"] for night in nights] == [1, 2, 3]
+    for night in nights:
+        assert night["exit_code"] == 0, night["last_stderr_line"]
+        assert night["calls"] > 0 and night["peak_rss_mb"] > 0 and night["seconds"] > 0
+        assert {"extract", "normalize", "load", "models"} <= night["seconds_by_step"].keys()
+    assert nightly["peak_rss_ratio_to_floor"] == [
+        pytest.approx(night["peak_rss_mb"] / nightly["floor"]["peak_rss_mb"], rel=0.01)
+        for night in nights
+    ]
+    assert results["targets"]["nightly_exit_codes"]["met"] is True
