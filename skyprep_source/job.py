@@ -543,7 +543,11 @@ def check_state_location(pipeline: Any, destination: Any, *, record: bool = True
         legacy = os.path.join(initial, f"{pipeline.pipeline_name}.duckdb") if initial else None
         if legacy and os.path.exists(legacy):
             recorded = os.path.abspath(legacy)
-    if recorded and os.path.abspath(recorded) != database:
+    if (
+        recorded
+        and os.path.abspath(recorded) != database
+        and not _file_holds_state(database, pipeline)
+    ):
         state_dir = os.path.join(pipeline.pipelines_dir, pipeline.pipeline_name)
         raise JobFailure(
             ExitCode.CONFIG,
@@ -551,9 +555,32 @@ def check_state_location(pipeline: Any, destination: Any, *, record: bool = True
             "from the directory of that file, give this one its own state (--pipelines-dir "
             "or DLT_DATA_DIR, or another --pipeline-name), or delete that state directory",
         )
-    if record and recorded is None:
+    if record and (recorded is None or os.path.abspath(recorded) != database):
         pipeline.set_local_state_val(DUCKDB_FILE_STATE_KEY, database)
     return database
+
+
+def _file_holds_state(database: str, pipeline: Any) -> bool:
+    """Whether the DuckDB file holds this very state (its last stored version and hash): the
+    file and its state were copied or moved together, so the history is the file's own."""
+    import duckdb
+
+    if not os.path.exists(database):
+        return False
+    state = pipeline.state
+    try:
+        with duckdb.connect(database, read_only=True) as connection:
+            row = connection.execute(
+                f'select version, version_hash from "{pipeline.dataset_name}"._dlt_pipeline_state'
+                " where pipeline_name = ? order by version desc limit 1",
+                [pipeline.pipeline_name],
+            ).fetchone()
+    except duckdb.Error:  # no such dataset or table: not this pipeline's file
+        return False
+    return row is not None and (row[0], row[1]) == (
+        state.get("_state_version"),
+        state.get("_version_hash"),
+    )
 
 
 def destination_location(pipeline: Any) -> str | None:

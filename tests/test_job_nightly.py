@@ -78,6 +78,34 @@ def test_a_run_whose_state_belongs_to_another_file_stops(tmp_path: Path, sandbox
     assert (second / "state" / "skyprep").is_dir()
 
 
+def test_a_file_moved_with_its_state_loads_on_and_a_file_copied_without_it_stops(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    first = tmp_path / "first"
+    first.mkdir()
+    env = sandbox_environment(tmp_path, sandbox)  # one state directory, like ~/.dlt
+    args = ("run", "--no-models", "-q", "--resources", "users,payments")
+    assert skyprep(*args, cwd=first, env=env).returncode == 0
+    stale = tmp_path / "stale"
+    shutil.copytree(first, stale)  # a copy of the file as it is now
+    sandbox.advance(days=8)  # new payments: their cursor in the state moves on
+    assert skyprep(*args, cwd=first, env=env).returncode == 0
+
+    # the file moved to a new directory: it holds the state's last version, so it is the
+    # same history and the run goes on (and the state now names the new place)
+    moved = tmp_path / "moved"
+    first.rename(moved)
+    result = skyprep(*args, cwd=moved, env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"  data:  {moved / 'skyprep.duckdb'}" in result.stdout.splitlines()
+    assert skyprep(*args, cwd=moved, env=env).returncode == 0
+
+    # an older copy of the file holds an older state: not this history, refused
+    result = skyprep(*args, cwd=stale, env=env)
+    assert result.returncode == ExitCode.CONFIG, result.stderr
+    assert str(moved / "skyprep.duckdb") in last_line(result)
+
+
 def test_the_python_destination_resolves_a_relative_file_against_the_current_directory(
     tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
