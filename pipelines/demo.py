@@ -5,7 +5,8 @@
 3. lets a day pass in the sandbox and loads again, then shows what changed per table
    (new, updated and deleted rows, read from the scd2 validity columns);
 4. ends with a completion summary and the compliance trend of its loads, read from the marts
-   in `skyprep_analytics`.
+   in `skyprep_analytics`, and writes the HTML compliance report (./skyprep_report.html)
+   after each load.
 
     python pipelines/demo.py                 # demo scale (a few thousand rows)
     python pipelines/demo.py --scale tiny    # or SKYPREP_DEMO_SCALE=tiny: seconds
@@ -36,6 +37,7 @@ from skyprep_source.job import (
     describe_failure,
     run_load,
 )
+from skyprep_source.report import DEFAULT_REPORT_FILE
 
 SCALE_ENV = "SKYPREP_DEMO_SCALE"
 
@@ -208,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "base_url": sandbox.base_url,
                 "requests_per_minute": None,  # the sandbox has no rate limit to respect
             },
+            report_path=str(Path.cwd() / DEFAULT_REPORT_FILE),
         )
         try:
             calls_before = sandbox.stats()["calls_total"]
@@ -247,6 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif second.models_note:
             print(f"\n(models {second.models_note})")
 
+    if second.report is not None:
+        print(f"\nThe compliance report (open it in a browser): {second.report.path}")
+    elif second.report_note:
+        print(f"\n(report {second.report_note})")
     print(f"\nDone in {time.monotonic() - started:.1f}s. Explore it:\n  {explore_hint()}")
     return 0
 

@@ -1,8 +1,10 @@
 """`skyprep`: the console script of the scheduled load.
 
     skyprep check                      validate config, call test_connection (read-only)
-    skyprep run [--destination ...]    load the account, build the models, print a summary
+    skyprep run [--destination ...]    load the account, build the models, write the report,
+                                       print a summary
     skyprep models [--destination ...] rebuild the SQL models from what is loaded
+    skyprep report [--output PATH]     write the HTML report of what earlier runs loaded
 
 Output contract: the summary (or `OK: ...`) goes to stdout, progress to stderr, and a failure
 is ONE line on stderr (`skyprep: error: <reason naming the fix>`) with a non-zero exit code
@@ -31,9 +33,10 @@ from skyprep_source.job import (
     rebuild_models,
     run_load,
 )
+from skyprep_source.report import DEFAULT_REPORT_FILE, report_of_destination
 from skyprep_source.settings import InvalidSetting, parse_requests_per_minute
 
-COMMANDS = ("run", "check", "models")
+COMMANDS = ("run", "check", "models", "report")
 
 
 def requests_per_minute(value: str) -> int | None:
@@ -85,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         + " (see docs/job.md).",
     )
     parser.add_argument("--version", action="version", version=f"skyprep {version()}")
-    commands = parser.add_subparsers(dest="command", metavar="{run,check,models}", required=True)
+    commands = parser.add_subparsers(
+        dest="command", metavar="{run,check,models,report}", required=True
+    )
 
     commands.add_parser(
         "check",
@@ -157,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="fail before the first data call when the plan needs more than N API calls",
     )
+    run.add_argument(
+        "--report-output",
+        default=DEFAULT_REPORT_FILE,
+        metavar="PATH",
+        help=f"where the HTML report goes after the models (default {DEFAULT_REPORT_FILE})",
+    )
+    run.add_argument("--no-report", action="store_true", help="do not write the HTML report")
 
     commands.add_parser(
         "models",
@@ -164,6 +176,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="rebuild the SQL models from the loaded data (no SkyPrep calls)",
         description="Rebuild the SQL models from the data already loaded, without reading "
         "SkyPrep (e.g. after a run that exited 7).",
+    )
+
+    report = commands.add_parser(
+        "report",
+        parents=[common, where],
+        help="write the HTML compliance report of what earlier runs loaded",
+        description="Write the self-contained HTML compliance report from the marts of the "
+        "destination (nothing is loaded; see docs/job.md).",
+    )
+    report.add_argument(
+        "--output",
+        default=DEFAULT_REPORT_FILE,
+        metavar="PATH",
+        help=f"the HTML file to write (default {DEFAULT_REPORT_FILE})",
     )
     return parser
 
@@ -206,6 +232,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
             print("\n".join(summary.lines()), flush=True)
+        elif args.command == "report":
+            result = report_of_destination(
+                args.output,
+                destination=args.destination,
+                pipeline_name=args.pipeline_name,
+                dataset_name=args.dataset,
+                analytics_dataset=args.analytics_dataset,
+                pipelines_dir=args.pipelines_dir,
+            )
+            print(f"report: {result}", flush=True)
+            for section, note in result.notes.items():
+                print(f"  {section}: {note}", flush=True)
         else:
             summary = run_load(
                 RunOptions(
@@ -222,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     progress=None if quiet or args.plan else sys.stderr,
                     max_calls=args.max_calls,
                     plan_only=args.plan,
+                    report_path=None if args.no_report else args.report_output,
                 )
             )
             print("\n".join(summary.lines()), flush=True)

@@ -105,6 +105,8 @@ class RunOptions:
     max_calls: int | None = None  # fail before the first data call when the plan costs more
     plan_only: bool = False  # print the call plan and stop (`skyprep run --plan`)
     course_progress_counts: Mapping[Any, int] | None = None  # rows per course, for the plan
+    # write the HTML report here after the models (skyprep_source.report); None: no report
+    report_path: str | None = None
 
 
 @dataclass
@@ -130,6 +132,8 @@ class RunSummary:
     changes: list[Any] | None = None  # skyprep_source.changes.TableChanges per table
     changes_note: str | None = None  # why the change table is missing
     seconds_by_step: dict[str, float] = field(default_factory=dict)
+    report: Any = None  # skyprep_source.report.ReportResult when the report was written
+    report_note: str | None = None
 
     @property
     def total_rows(self) -> int:
@@ -164,6 +168,10 @@ class RunSummary:
             if self.changes_note:
                 out.append(f"  (no change table: {self.changes_note})")
         out += models_lines(self.models, self.models_note)
+        if self.report is not None:
+            out.append(f"report: {self.report}")
+        elif self.report_note:
+            out.append(f"report: {self.report_note}")
         out += [f"attention: {line}" for line in self.notices]
         return out
 
@@ -405,6 +413,10 @@ def _run_load(options: RunOptions) -> RunSummary:
         summary.seconds_by_step["models"] = time.monotonic() - models_started
     else:
         summary.models_note = "skipped (--no-models)"
+    if options.report_path:
+        report_started = time.monotonic()
+        summary.report, summary.report_note = write_report_for(pipeline, options, summary)
+        summary.seconds_by_step["report"] = time.monotonic() - report_started
     summary.notices, summary.exit_code = source_outcome()
     summary.seconds = time.monotonic() - started
     return summary
@@ -783,6 +795,27 @@ def out_of_memory_reason(doing: str, error: BaseException) -> str:
         f"{MEMORY_SETTING}, or run on a machine with more memory (`skyprep models` then "
         "rebuilds the models alone)"
     )
+
+
+def write_report_for(
+    pipeline: Any, options: RunOptions, summary: RunSummary
+) -> tuple[Any, str | None]:
+    """Write the HTML report after the models. The data is loaded and the models are built
+    by now: a report that cannot be written is said in the summary, not a failed run."""
+    if summary.models is None:
+        return None, "not written (the models were not built)"
+    from skyprep_source.report import build_report
+
+    try:
+        account = resolve_source_config(options.source_options).acct_key
+        return build_report(
+            pipeline,
+            options.report_path or "",
+            analytics_dataset=options.analytics_dataset_name,
+            account=account,
+        ), None
+    except Exception as failure:
+        return None, f"not written: {_first_line(failure)}; run `skyprep report` to retry"
 
 
 # ---- failures ---------------------------------------------------------------------------
