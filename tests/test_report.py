@@ -10,6 +10,7 @@ the marts say. Only the browser tests skip, and only where no Chromium can be fo
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -34,11 +35,6 @@ NOW = dt.datetime.now(UTC).replace(microsecond=0)
 SCRIPT_NAME = "<script>alert(1)</script>"
 IMG_NAME = '<img src=x onerror="alert(2)">'
 EVERY_CHART = ("courses", "groups", "overdue-groups", "overdue-days", "expiry", "monthly", "trend", "revenue")  # fmt: skip
-
-needs_chromium = pytest.mark.skipif(
-    find_chromium() is None,
-    reason="no Chromium found: install Debian's chromium package (.ci/run does) or set $CHROMIUM",
-)
 
 
 def api_time(days: float) -> str:
@@ -106,8 +102,13 @@ def number(text: str) -> float | None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Chromium]:
+    """A headless Chromium for the module. Without one: skip locally, fail in CI (.ci/run
+    installs Debian's chromium, so a missing browser there is a broken CI)."""
     if find_chromium() is None:
-        pytest.skip("no Chromium found: install Debian's chromium package or set $CHROMIUM")
+        reason = "no Chromium found: install Debian's chromium package, or set $CHROMIUM"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
     with Chromium.start() as chromium:
         yield chromium
 
@@ -179,7 +180,6 @@ def test_report_of_a_generated_account_is_small_and_self_contained(generated) ->
     assert "default-src 'none'" in html
 
 
-@needs_chromium
 def test_every_chart_is_drawn_offline_without_console_errors(generated, browser) -> None:
     report, _ = generated
     page = open_report(browser, report)
@@ -190,7 +190,6 @@ def test_every_chart_is_drawn_offline_without_console_errors(generated, browser)
     assert list(section_notes(page)) == ["org"]
 
 
-@needs_chromium
 def test_headline_figures_in_the_page_equal_the_marts(generated, browser) -> None:
     report, database = generated
     page = open_report(browser, report)
@@ -232,7 +231,6 @@ def test_headline_figures_in_the_page_equal_the_marts(generated, browser) -> Non
     assert visible == f"{learners:,}"
 
 
-@needs_chromium
 def test_the_group_filter_leaves_only_the_chosen_group(generated, browser) -> None:
     report, _ = generated
     page = open_report(browser, report)
@@ -324,7 +322,6 @@ def test_the_marts_are_read_the_same_on_every_destination(handmade_reports) -> N
     assert "payments were not loaded" in html  # no payments in this account: no revenue mart
 
 
-@needs_chromium
 def test_names_from_the_account_show_as_text_never_as_markup(handmade_reports, browser) -> None:
     _, second, _ = handmade_reports
     page = open_report(browser, second)
@@ -337,7 +334,6 @@ def test_names_from_the_account_show_as_text_never_as_markup(handmade_reports, b
     assert option == IMG_NAME
 
 
-@needs_chromium
 def test_a_single_load_says_the_trend_starts_with_the_next_load(handmade_reports, browser) -> None:
     first, _, _ = handmade_reports
     page = open_report(browser, first)
@@ -350,7 +346,6 @@ def test_a_single_load_says_the_trend_starts_with_the_next_load(handmade_reports
 # ---- accounts with nothing to show --------------------------------------------------------
 
 
-@needs_chromium
 def test_an_empty_account_gives_a_page_that_says_so(tmp_path: Path, browser) -> None:
     pipelines = make_pipeline("duckdb", tmp_path)
     pipeline = next(pipelines)
@@ -426,7 +421,6 @@ def test_bar_labels_and_tooltips_are_escaped() -> None:
     assert html.count("<title>") == 2
 
 
-@needs_chromium
 def test_the_browser_checks_can_fail(tmp_path: Path, browser) -> None:
     """The harness sees what the report tests assert away: a console error, a thrown
     exception and a request to another host."""
