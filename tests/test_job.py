@@ -165,7 +165,10 @@ def test_run_loads_every_table_builds_the_models_and_prints_a_summary(
     assert headline.endswith(f", {sandbox.stats()['calls_total']} API calls")
     # the tiny world's 30 users, all new in a first load
     assert any(line.split() == ["users", "30", "0", "0", "0"] for line in table_lines)
-    assert any(line.startswith("models: ") for line in table_lines)
+    # the report's line follows the models' (tests/test_report.py checks the file)
+    top_level = [line.split(":")[0] for line in table_lines if not line.startswith(" ")]
+    assert top_level[-2:] == ["models", "report"]
+    assert any(line.startswith("report: skyprep_report.html (") for line in table_lines)
     assert "[skyprep] extract done in" in result.stderr  # progress goes to stderr
 
 

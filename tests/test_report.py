@@ -26,7 +26,8 @@ from test_models_marts import analytics_dataset, make_pipeline
 from skyprep_sandbox import Sandbox, World
 from skyprep_source import build_models
 from skyprep_source import skyprep as skyprep_source
-from skyprep_source.job import RunOptions, run_load
+from skyprep_source.job import RunOptions, RunSummary, run_load, write_report_for
+from skyprep_source.models import ModelsBuild
 from skyprep_source.report import build_report
 from skyprep_source.report.svg import bar_rows, escape, series_of
 
@@ -380,7 +381,7 @@ def test_a_report_before_any_model_was_built_says_so(tmp_path: Path) -> None:
 
 def test_run_writes_the_report_and_report_rewrites_it(tmp_path: Path, sandbox: Sandbox) -> None:
     env = sandbox_environment(tmp_path, sandbox)
-    ran = skyprep("run", "--quiet", cwd=tmp_path, env=env)
+    ran = skyprep("run", "--quiet", "--requests-per-minute", "off", cwd=tmp_path, env=env)
     assert ran.returncode == 0, ran.stderr
     report = tmp_path / "skyprep_report.html"
     assert f"report: {report.name} (" in ran.stdout
@@ -395,7 +396,13 @@ def test_run_writes_the_report_and_report_rewrites_it(tmp_path: Path, sandbox: S
 
 def test_run_with_no_report_writes_none(tmp_path: Path, sandbox: Sandbox) -> None:
     ran = skyprep(
-        "run", "--quiet", "--no-report", cwd=tmp_path, env=sandbox_environment(tmp_path, sandbox)
+        "run",
+        "--quiet",
+        "--no-report",
+        "--requests-per-minute",
+        "off",
+        cwd=tmp_path,
+        env=sandbox_environment(tmp_path, sandbox),
     )
     assert ran.returncode == 0, ran.stderr
     assert not (tmp_path / "skyprep_report.html").exists()
@@ -434,3 +441,26 @@ def test_the_browser_checks_can_fail(tmp_path: Path, browser) -> None:
     assert "http://127.0.0.1:9/pixel.png" in page.requests
     assert any("boom" in error for error in page.console_errors)
     assert any("undefinedFunction" in error for error in page.console_errors)
+
+
+def test_a_report_that_cannot_be_written_is_said_in_the_summary(
+    handmade_reports, tmp_path: Path
+) -> None:
+    """The data and models are in place by then: the run says so and does not fail."""
+    _, _, pipeline = handmade_reports
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    options = RunOptions(
+        analytics_dataset_name=analytics_dataset(pipeline),
+        source_options={"api_key": "k" * 16, "acct_key": "acme", "base_url": "http://127.0.0.1:9"},
+        report_path=str(blocker / "report.html"),
+    )
+    summary = RunSummary(
+        pipeline.pipeline_name, "duckdb", "raw", {}, 0.0, [], models=ModelsBuild("a", "duckdb")
+    )
+    report, note = write_report_for(pipeline, options, summary)
+    assert report is None
+    assert note is not None and note.startswith("not written: ")
+    assert note.endswith("run `skyprep report` to retry")
+    summary.report_note = note
+    assert f"report: {note}" in summary.lines()

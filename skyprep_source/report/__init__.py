@@ -18,7 +18,6 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,11 +101,14 @@ def build_report(
     path = Path(output)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = html.encode("utf-8")
-    with tempfile.NamedTemporaryFile(
-        "wb", dir=path.parent, prefix=f".{path.name}.", delete=False
-    ) as temporary:
-        temporary.write(data)
-    os.replace(temporary.name, path)
+    # written beside the target, then renamed: a reader never sees half a file; plain
+    # open() so the file gets the usual permissions (the report is meant to be shared)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return ReportResult(
         path=path,
         size_bytes=len(data),

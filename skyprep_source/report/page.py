@@ -17,10 +17,11 @@ from skyprep_source.report.svg import escape
 
 STYLE = """
 :root { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222; }
-body { margin: 0 auto; max-width: 1040px; padding: 16px 24px 48px; background: #fff; }
+body { margin: 0 auto; max-width: 1280px; padding: 16px 24px 48px; background: #fff; }
+main { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 0 40px; }
 header h1 { font-size: 1.5rem; margin: 0 0 4px; }
 header p { margin: 0; color: #555; }
-.figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr));
+.figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr));
   gap: 12px; margin: 20px 0; padding: 0; list-style: none; }
 .figure { border: 1px solid #ddd; border-radius: 6px; padding: 10px 12px; }
 .figure .value { display: block; font-size: 1.6rem; font-weight: 600; }
@@ -31,7 +32,7 @@ section h2 { font-size: 1.1rem; margin: 4px 0; }
 .reading { margin: 0 0 8px; color: #333; }
 .note { color: #8a5a00; background: #fff8e6; padding: 8px 10px; border-radius: 4px; }
 .bars { display: grid; gap: 2px; }
-.bar-row { display: grid; grid-template-columns: minmax(120px, 30%) 1fr minmax(120px, 22%);
+.bar-row { display: grid; grid-template-columns: minmax(110px, 32%) 1fr minmax(90px, auto);
   align-items: center; gap: 8px; font-size: .85rem; }
 .bar-label { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; text-align: right; }
 .bar-value { color: #444; white-space: nowrap; }
@@ -108,7 +109,9 @@ def render(
         _filter(groups),
         "</header>",
         _figures(figures),
+        "<main>",
         *(_section(section) for section in sections),
+        "</main>",
         f"<footer>Written by skyprep-source at {escape(generated_at.strftime('%Y-%m-%d %H:%M UTC'))}"
         f" from {escape(source)}. Definitions of every measure: docs/models.md. The charts' "
         "numbers are in the table under each chart.</footer>",

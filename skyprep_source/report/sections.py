@@ -17,9 +17,9 @@ from skyprep_source.report.marts import MartReader
 
 STATUSES = ("compliant", "in_progress", "overdue", "expired", "not_compliant")
 PROGRESS_STATUSES = ("passed", "in-progress", "not-started", "failed")
-COURSES_SHOWN = 15  # lowest and highest completion each, when an account has more courses
-GROUPS_SHOWN = 30
-OVERDUE_GROUPS_SHOWN = 15
+COURSES_SHOWN = 10  # lowest and highest completion each, when an account has more courses
+GROUPS_SHOWN = 20
+OVERDUE_GROUPS_SHOWN = 10
 TREND_POINTS = 60  # the most recent loads drawn in the trend
 MONTHS_SHOWN = 24
 EXPIRY_WEEKS = 13  # the next 90 days, week by week
@@ -156,7 +156,7 @@ def _change(key: str, current: float | None, previous: float | None, is_rate: bo
     sign = "+" if delta > 0 else "−"
     points = abs(delta) * 100
     amount = (
-        (f"{points:.1f}" if points >= 0.05 else "<0.1") + " pts"
+        (f"{points:.1f}" if points >= 0.05 else f"{points:.2f}") + " pts"
         if is_rate
         else svg.integer(abs(delta))
     )

@@ -54,7 +54,7 @@ class Series:
 def series_of(names: Sequence[str]) -> list[Series]:
     """Series with the status colours where a name is a status, else the palette in order."""
     return [
-        Series(name, STATUS_COLOURS.get(name, PALETTE[i % len(PALETTE)]))
+        Series(name.replace("_", " "), STATUS_COLOURS.get(name, PALETTE[i % len(PALETTE)]))
         for i, name in enumerate(names)
     ]
 
@@ -135,11 +135,12 @@ def _axis(largest: float, fmt: Formatter) -> tuple[float, str]:
 
 
 def _nice(value: float) -> float:
-    """The smallest 1, 2, 2.5 or 5 times a power of ten at or above `value`."""
+    """The smallest round number (1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten) at or
+    above `value`."""
     if value <= 0:
         return 1.0
     magnitude = 10 ** (len(str(int(value))) - 1) if value >= 1 else 1
-    for factor in (1, 2, 2.5, 5, 10):
+    for factor in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
         if factor * magnitude >= value:
             return float(factor * magnitude)
     return float(10 * magnitude)
