@@ -21,7 +21,7 @@ import dlt
 import pytest
 from chromium import Chromium, Page, find_chromium
 from test_job import clean_environment, sandbox_environment, skyprep
-from test_models_marts import analytics_dataset, make_pipeline
+from test_models_marts import analytics_dataset, make_pipeline, query
 
 from skyprep_sandbox import Sandbox, World
 from skyprep_source import build_models
@@ -288,7 +288,14 @@ def handmade_reports(
 
 
 def test_headline_figures_and_their_change_since_the_previous_load(handmade_reports) -> None:
-    first, second, _ = handmade_reports
+    first, second, pipeline = handmade_reports
+    has_trend = bool(
+        query(
+            pipeline,
+            "select table_name from information_schema.tables where table_schema = '{a}' "
+            "and table_name = 'agg_compliance_trend'",
+        )
+    )
     after_one = figures(first.read_text(encoding="utf-8"))
     after_two = figures(second.read_text(encoding="utf-8"))
     assert {k: (number(v), number(p)) for k, (v, p) in after_one.items()} == {
@@ -304,8 +311,8 @@ def test_headline_figures_and_their_change_since_the_previous_load(handmade_repo
         "assignments": (5, 4),
         "completion_rate": (0.6, 0.5),
         "share_compliant": (0.5, 0.5),
-        # overdue needs deadlines as they were: only the compliance trend mart keeps them
-        "overdue": (1, None),
+        # overdue needs the deadlines as they were: only the compliance trend mart keeps them
+        "overdue": (1, 1 if has_trend else None),
         "expiring": (1, None),
     }
     html = second.read_text(encoding="utf-8")
@@ -464,3 +471,76 @@ def test_a_report_that_cannot_be_written_is_said_in_the_summary(
     assert note.endswith("run `skyprep report` to retry")
     summary.report_note = note
     assert f"report: {note}" in summary.lines()
+
+
+# ---- the marts of the compliance issue (#13), when the models have them -------------------
+
+
+def test_the_trend_expired_and_org_marts_are_used_when_present(tmp_path: Path, browser) -> None:
+    """`agg_compliance_trend`, `expired_members` and `agg_org_compliance` come with the
+    compliance models (issue #13); until those are merged, tables of the shape that issue
+    specifies are added beside the built marts, and the report must draw them."""
+    pipelines = make_pipeline("duckdb", tmp_path)
+    pipeline = next(pipelines)
+    for second_load in (False, True):
+        load(pipeline, handmade(second_load))
+    analytics = analytics_dataset(pipeline)
+    build_models(pipeline, analytics)
+    with pipeline.sql_client() as client:
+        loads = [row[0] for row in client.execute_sql(
+            f"select loaded_at from {analytics}.stg_dlt_loads order by loaded_at")]  # fmt: skip
+        assert len(loads) == 2
+        # per load: account row (group null) and one group row; the last account row is
+        # today's figures (4 learners, 2 compliant, 1 overdue assignment)
+        rows = [
+            (loads[0], None, 4, 1, 2, 1, 0, 0, 0.25, 2),
+            (loads[0], 1, 2, 0, 1, 1, 0, 0, 0.0, 2),
+            (loads[1], None, 4, 2, 1, 1, 0, 0, 0.5, 1),
+            (loads[1], 1, 2, 0, 1, 1, 0, 0, 0.0, 1),
+        ]
+        values = ", ".join(
+            f"('{at.isoformat()}'::timestamptz, {'null' if g is None else g}, {n}, {c}, {i}, "
+            f"{o}, {e}, {nc}, {share}, {oa})"
+            for at, g, n, c, i, o, e, nc, share, oa in rows
+        )
+        client.execute_sql(
+            f"""create table {analytics}.agg_compliance_trend as
+                select as_of_at, cast(user_group_id as bigint) as user_group_id,
+                       'every_enrolment' as required_rule,
+                       learners_with_assignments, compliant, in_progress, overdue, expired,
+                       not_compliant, share_compliant, overdue_assignments
+                from (values {values}) as t(as_of_at, user_group_id, learners_with_assignments,
+                     compliant, in_progress, overdue, expired, not_compliant, share_compliant,
+                     overdue_assignments)"""
+        )
+        client.execute_sql(
+            f"alter table {analytics}.agg_group_compliance add column expired_members bigint"
+        )
+        client.execute_sql(
+            f"update {analytics}.agg_group_compliance set expired_members = "
+            "case when user_group_id = 2 then 1 else 0 end"
+        )
+        client.execute_sql(
+            f"""create table {analytics}.agg_org_compliance as
+                select * from (values ('department', 'Sales', 2, 2, 1, 0, 1, 0, 0, 0.5),
+                                      ('department', 'Ops', 2, 2, 1, 1, 0, 0, 0, 0.5))
+                as t(dimension, dimension_value, members, members_with_assignments,
+                     compliant_members, in_progress_members, overdue_members,
+                     expired_members, not_compliant_members, share_compliant)"""
+        )
+    result = build_report(pipeline, tmp_path / "r.html", analytics_dataset=analytics)
+    assert result.errors == {}
+    assert {"org", "trend", "groups"} <= set(result.charts)
+    html = result.path.read_text(encoding="utf-8")
+    shown = {k: (number(v), number(p)) for k, (v, p) in figures(html).items()}
+    assert shown["share_compliant"] == (0.5, 0.25)  # the trend mart's previous load
+    assert shown["overdue"] == (1, 2)
+    assert "Learners compliant: 25.0% at the first load shown, 50.0% at the last." in html
+    assert "department: Sales" in html
+    page = open_report(browser, result.path)
+    legend = page.evaluate(
+        "Array.from(document.querySelectorAll('#groups .legend li')).map(li => li.textContent)"
+    )
+    assert legend == ["compliant", "in progress", "overdue", "expired", "not compliant"]
+    assert {k: n for k, n in drawn_charts(page).items() if n == 0} == {}
+    next(pipelines, None)
