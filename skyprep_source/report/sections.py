@@ -147,7 +147,7 @@ def _trend_rows(reader: MartReader) -> list[dict[str, Any]]:
     return rows[::-1]
 
 
-def _change(key: str, current: float | None, previous: float | None, is_rate: bool) -> str:
+def _change(current: float | None, previous: float | None, is_rate: bool) -> str:
     if current is None or previous is None:
         return ""
     delta = current - previous
@@ -163,13 +163,40 @@ def _change(key: str, current: float | None, previous: float | None, is_rate: bo
     return f"{sign}{amount} since the previous load"
 
 
+FIGURE_LABELS = {
+    "learners": "Learners with assigned training",
+    "assignments": "Assignments",
+    "completion_rate": "Completion rate",
+    "share_compliant": "Learners compliant",
+    "overdue": "Overdue assignments",
+    "expiring": "Certifications expiring in 30 days",
+}
+RATES = ("completion_rate", "share_compliant")
+
+
 def headline(reader: MartReader, ctx: Context) -> list[Figure]:
     """Learners, assignments, completion rate, share compliant, overdue assignments and
     certifications expiring in 30 days, each with its change since the previous load when
     the history can tell it on the same definition."""
-    current: dict[str, float | None] = dict.fromkeys(
-        ("learners", "assignments", "completion_rate", "share_compliant", "overdue", "expiring")
-    )
+    current = _current_figures(reader)
+    previous = _previous_figures(reader, ctx, current)
+    figures = []
+    for key, label in FIGURE_LABELS.items():
+        value, is_rate = current[key], key in RATES
+        text = "–" if value is None else svg.percent(value) if is_rate else svg.integer(value)
+        if value is None:
+            change = "not available (mart not built)"
+        elif len(ctx.loads) < 2:
+            change = "one load so far: no change to show yet"
+        else:
+            change = _change(value, previous[key], is_rate) or "no history to compare"
+        figures.append(Figure(key, label, value, text, change, previous[key]))
+    return figures
+
+
+def _current_figures(reader: MartReader) -> dict[str, float | None]:
+    """The headline figures as the marts give them now (None: the mart is not built)."""
+    current: dict[str, float | None] = dict.fromkeys(FIGURE_LABELS)
     if reader.has("agg_user_compliance", "assigned", "passed", "overdue", "is_compliant"):
         row = reader.one(
             """select count(*) as learners, coalesce(sum(assigned), 0) as assignments,
@@ -188,35 +215,24 @@ def headline(reader: MartReader, ctx: Context) -> list[Figure]:
                 "select count(*) as n from agg_certification_expiry where expires_within_30d"
             ).get("n")
         )
+    return current
 
+
+def _previous_figures(
+    reader: MartReader, ctx: Context, current: dict[str, float | None]
+) -> dict[str, float | None]:
+    """The headline figures at the previous load, where the history can give them on the
+    marts' own definition: a figure is taken only if the same evaluation at the last load
+    gives exactly today's value. From the status history, then from agg_compliance_trend."""
     previous: dict[str, float | None] = dict.fromkeys(current)
-    last_load, previous_load = (ctx.loads[-1], ctx.previous_load) if ctx.loads else (None, None)
-    if (
-        last_load is not None
-        and previous_load is not None
-        and reader.has("fct_course_progress_status_history", "valid_from", "valid_to")
-    ):
-        recorded = {
-            "last": _history_at(reader, last_load),
-            "prev": _history_at(reader, previous_load),
-        }
-        derived = {
-            name: {
-                "learners": values["learners"],
-                "assignments": values["assignments"],
-                "completion_rate": values["passed"] / values["assignments"]
-                if values["assignments"]
-                else None,
-                "share_compliant": values["compliant"] / values["learners"]
-                if values["learners"]
-                else None,
-            }
-            for name, values in recorded.items()
-        }
-        for key, value in derived["last"].items():
-            # the history answers on the marts' own definition only if it gives today's figure
+    if ctx.previous_load is None:
+        return previous
+    if reader.has("fct_course_progress_status_history", "valid_from", "valid_to"):
+        at_last = _history_figures(_history_at(reader, ctx.loads[-1]))
+        at_previous = _history_figures(_history_at(reader, ctx.previous_load))
+        for key, value in at_last.items():
             if _same(value, current[key]):
-                previous[key] = derived["prev"][key]
+                previous[key] = at_previous[key]
     trend = _trend_rows(reader)
     if len(trend) >= 2:
         last, before = trend[-1], trend[-2]
@@ -227,28 +243,18 @@ def headline(reader: MartReader, ctx: Context) -> list[Figure]:
         ):
             if column in last and _same(_num(last[column]), current[key]):
                 previous[key] = _num(before[column])
+    return previous
 
-    labels = {
-        "learners": "Learners with assigned training",
-        "assignments": "Assignments",
-        "completion_rate": "Completion rate",
-        "share_compliant": "Learners compliant",
-        "overdue": "Overdue assignments",
-        "expiring": "Certifications expiring in 30 days",
+
+def _history_figures(recorded: dict[str, float]) -> dict[str, float | None]:
+    """Headline figures from `_history_at`'s counts."""
+    learners, assignments = recorded["learners"], recorded["assignments"]
+    return {
+        "learners": learners,
+        "assignments": assignments,
+        "completion_rate": recorded["passed"] / assignments if assignments else None,
+        "share_compliant": recorded["compliant"] / learners if learners else None,
     }
-    figures = []
-    for key, label in labels.items():
-        value = current[key]
-        is_rate = key in ("completion_rate", "share_compliant")
-        text = "–" if value is None else svg.percent(value) if is_rate else svg.integer(value)
-        if value is None:
-            change = "not available (mart not built)"
-        elif len(ctx.loads) < 2:
-            change = "one load so far: no change to show yet"
-        else:
-            change = _change(key, value, previous[key], is_rate) or "no history to compare"
-        figures.append(Figure(key, label, value, text, change, previous[key]))
-    return figures
 
 
 def _num(value: Any) -> float | None:
