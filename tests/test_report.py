@@ -544,3 +544,19 @@ def test_the_trend_expired_and_org_marts_are_used_when_present(tmp_path: Path, b
     assert legend == ["compliant", "in progress", "overdue", "expired", "not compliant"]
     assert {k: n for k, n in drawn_charts(page).items() if n == 0} == {}
     next(pipelines, None)
+
+
+def test_a_mart_without_a_column_the_report_reads_says_which(tmp_path: Path) -> None:
+    pipelines = make_pipeline("duckdb", tmp_path)
+    pipeline = next(pipelines)
+    load(pipeline, handmade(second_load=False))
+    analytics = analytics_dataset(pipeline)
+    build_models(pipeline, analytics)
+    with pipeline.sql_client() as client:
+        client.execute_sql(f"alter table {analytics}.agg_course_completion drop column pass_rate")
+    result = build_report(pipeline, tmp_path / "r.html", analytics_dataset=analytics)
+    assert result.errors == {}
+    assert "courses" not in result.charts
+    assert "has no column pass_rate" in result.notes["courses"]
+    assert "rebuild the models" in result.notes["courses"]
+    next(pipelines, None)

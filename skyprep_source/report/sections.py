@@ -80,13 +80,21 @@ class Context:
         return self.loads[-2] if len(self.loads) >= 2 else None
 
 
-def missing(title: str, key: str, mart: str) -> Section:
-    return Section(
-        key,
-        title,
-        note=f"Not available: the mart {mart} was not built (its resource was not loaded, or "
-        "the models were skipped).",
-    )
+def missing(reader: MartReader, title: str, key: str, mart: str, *columns: str) -> Section:
+    """The section of a mart that is not there, or lacks a column this report reads."""
+    present = reader.columns(mart)
+    if present is None:
+        note = (
+            f"Not available: the mart {mart} was not built (its resource was not loaded, or "
+            "the models were skipped)."
+        )
+    else:
+        absent = ", ".join(c for c in columns if c not in present)
+        note = (
+            f"Not available: the mart {mart} has no column {absent}; the models and this "
+            "report come from different versions of skyprep-source: rebuild the models."
+        )
+    return Section(key, title, note=note)
 
 
 def _ts(value: dt.datetime) -> str:
@@ -271,7 +279,9 @@ def _same(a: float | None, b: float | None) -> bool:
 def courses(reader: MartReader, ctx: Context) -> Section:
     title = "Completion by course"
     if not reader.has("agg_course_completion", "completion_rate", "pass_rate"):
-        return missing(title, "courses", "agg_course_completion")
+        return missing(
+            reader, title, "courses", "agg_course_completion", "completion_rate", "pass_rate"
+        )
     total = _f(
         reader.one("select count(*) as n from agg_course_completion where enrolled > 0")["n"]
     )
@@ -340,7 +350,7 @@ def groups(reader: MartReader, ctx: Context) -> Section:
     title = "Compliance by user group"
     columns = reader.columns("agg_group_compliance")
     if columns is None:
-        return missing(title, "groups", "agg_group_compliance")
+        return missing(reader, title, "groups", "agg_group_compliance")
     statuses = _status_columns(columns)
     total = _f(
         reader.one(
@@ -452,7 +462,7 @@ def org(reader: MartReader, ctx: Context) -> Section:
 def overdue_groups(reader: MartReader, ctx: Context) -> Section:
     title = "Overdue learners by user group"
     if not reader.has("agg_group_compliance", "overdue_members"):
-        return missing(title, "overdue-groups", "agg_group_compliance")
+        return missing(reader, title, "overdue-groups", "agg_group_compliance", "overdue_members")
     rows = reader.rows(
         f"""select user_group_id, user_group_name, overdue_members, members_with_assignments
             from agg_group_compliance where overdue_members > 0
@@ -498,7 +508,9 @@ def overdue_groups(reader: MartReader, ctx: Context) -> Section:
 def overdue_days(reader: MartReader, ctx: Context) -> Section:
     title = "Overdue assignments by days overdue"
     if not reader.has("fct_course_progress", "is_overdue", "days_overdue"):
-        return missing(title, "overdue-days", "fct_course_progress")
+        return missing(
+            reader, title, "overdue-days", "fct_course_progress", "is_overdue", "days_overdue"
+        )
     cases = " ".join(
         f"when days_overdue >= {low} then {index}"
         for index, (_, low) in reversed(list(enumerate(OVERDUE_BUCKETS)))
@@ -532,7 +544,14 @@ def overdue_days(reader: MartReader, ctx: Context) -> Section:
 def expiry(reader: MartReader, ctx: Context) -> Section:
     title = "Certifications expiring, week by week (next 90 days)"
     if not reader.has("agg_certification_expiry", "days_until_expiry", "expires_within_90d"):
-        return missing(title, "expiry", "agg_certification_expiry")
+        return missing(
+            reader,
+            title,
+            "expiry",
+            "agg_certification_expiry",
+            "days_until_expiry",
+            "expires_within_90d",
+        )
     rows = reader.rows(
         """select days_until_expiry, count(*) as certifications from agg_certification_expiry
            where expires_within_90d group by days_until_expiry"""
@@ -565,7 +584,9 @@ def expiry(reader: MartReader, ctx: Context) -> Section:
 def monthly(reader: MartReader, ctx: Context) -> Section:
     title = "Enrolments, starts, passes and fails by month"
     if not reader.has("agg_completions_monthly", "month_start", "enrollments"):
-        return missing(title, "monthly", "agg_completions_monthly")
+        return missing(
+            reader, title, "monthly", "agg_completions_monthly", "month_start", "enrollments"
+        )
     rows = reader.rows(
         f"""select month_start, enrollments, starts, passes, fails from agg_completions_monthly
             order by month_start desc limit {MONTHS_SHOWN}"""
@@ -629,7 +650,9 @@ def trend(reader: MartReader, ctx: Context) -> Section:
         return Section("trend", title, reading, chart, svg.legend(series), table)
 
     if not reader.has("fct_course_progress_status_history", "valid_from", "valid_to"):
-        return missing(title, "trend", "fct_course_progress_status_history")
+        return missing(
+            reader, title, "trend", "fct_course_progress_status_history", "valid_from", "valid_to"
+        )
     if len(ctx.loads) < 2:
         return Section("trend", title, note="One load so far: the trend starts with the next load.")
     loads = ctx.loads[-TREND_POINTS:]
