@@ -21,13 +21,13 @@ import dlt
 import pytest
 from chromium import Chromium, Page, find_chromium
 from test_job import clean_environment, sandbox_environment, skyprep
-from test_models_marts import analytics_dataset, make_pipeline, query
+from test_models_marts import analytics_dataset, make_pipeline
 
 from skyprep_sandbox import Sandbox, World
 from skyprep_source import build_models
 from skyprep_source import skyprep as skyprep_source
 from skyprep_source.job import RunOptions, RunSummary, run_load, write_report_for
-from skyprep_source.models import ModelsBuild
+from skyprep_source.models import ModelsBuild, ModelSettings
 from skyprep_source.report import build_report
 from skyprep_source.report.svg import bar_rows, escape, series_of
 
@@ -47,7 +47,8 @@ def handmade(second_load: bool) -> World:
     progress 103 is passed and progress 105 is assigned:
     load 1: 4 learners, 4 assignments, 2 passed (50%), compliant 1 and 4 (50%);
     load 2: 4 learners, 5 assignments, 3 passed (60%), compliant 3 and 4 (50%).
-    Progress 102 is overdue and 101 expires within 30 days. No payments."""
+    Progress 102 is overdue and 101 expires within 30 days. No payments. No group assigns a
+    course, so every enrolment is required training."""
     progresses: list[dict[str, Any]] = [
         {"id": 101, "user_id": 1, "course_id": 10, "status": "passed",
          "created_at": api_time(-40), "commencement_date": api_time(-39),
@@ -68,7 +69,11 @@ def handmade(second_load: bool) -> World:
         )  # fmt: skip
     return World.from_records(
         NOW,
-        users=[{"id": i, "first_name": f"Learner{i}"} for i in range(1, 5)],
+        # ca_0 is the department: Sales (learners 1, 2) and Ops (3, 4)
+        users=[
+            {"id": i, "first_name": f"Learner{i}", "ca_0": "Sales" if i <= 2 else "Ops"}
+            for i in range(1, 5)
+        ],
         courses=[{"id": 10, "name": SCRIPT_NAME}, {"id": 20, "name": "Privacy & <b>Safety</b>"}],
         course_progresses=progresses,
         user_groups=[
@@ -187,8 +192,11 @@ def test_every_chart_is_drawn_offline_without_console_errors(generated, browser)
     charts = drawn_charts(page)
     assert set(EVERY_CHART) <= set(charts)
     assert {key: n for key, n in charts.items() if n == 0} == {}
-    # the one section without a chart says why: the demo maps no custom attribute
-    assert list(section_notes(page)) == ["org"]
+    # the one section without a chart says why: this world's models map no custom attribute
+    # to an org dimension, so agg_org_compliance has no rows
+    notes = section_notes(page)
+    assert list(notes) == ["org"]
+    assert "no custom attribute is mapped to an org dimension" in notes["org"]
 
 
 def test_headline_figures_in_the_page_equal_the_marts(generated, browser) -> None:
@@ -205,16 +213,20 @@ def test_headline_figures_in_the_page_equal_the_marts(generated, browser) -> Non
             "select count(*), count(*) filter (where compliance_status = 'compliant') "
             "from skyprep_analytics.agg_user_compliance"
         ).fetchone() or (0, 0)
-        (assignments, passed, overdue) = db.execute(
-            "select count(*), count(*) filter (where status = 'passed'), "
-            "count(*) filter (where is_overdue) from skyprep_analytics.fct_course_progress "
-            "where status <> 'not-applicable'"
-        ).fetchone() or (0, 0, 0)
+        # the headline counts required training only (the generated world's groups assign
+        # courses, so some enrolments are optional)
+        (assignments, passed, overdue, optional) = db.execute(
+            "select count(*) filter (where is_required), "
+            "count(*) filter (where is_required and status = 'passed'), "
+            "count(*) filter (where is_required and is_overdue), "
+            "count(*) filter (where not is_required) "
+            "from skyprep_analytics.fct_course_progress where status <> 'not-applicable'"
+        ).fetchone() or (0, 0, 0, 0)
         (expiring,) = db.execute(
             "select count(*) from skyprep_analytics.agg_certification_expiry "
             "where expiry_window = 'within_30d'"
         ).fetchone() or (0,)
-    assert learners > 0 and assignments > 0
+    assert learners > 0 and assignments > 0 and optional > 0
     assert shown == pytest.approx(
         {
             "learners": learners,
@@ -288,14 +300,7 @@ def handmade_reports(
 
 
 def test_headline_figures_and_their_change_since_the_previous_load(handmade_reports) -> None:
-    first, second, pipeline = handmade_reports
-    has_trend = bool(
-        query(
-            pipeline,
-            "select table_name from information_schema.tables where table_schema = '{a}' "
-            "and table_name = 'agg_compliance_trend'",
-        )
-    )
+    first, second, _ = handmade_reports
     after_one = figures(first.read_text(encoding="utf-8"))
     after_two = figures(second.read_text(encoding="utf-8"))
     assert {k: (number(v), number(p)) for k, (v, p) in after_one.items()} == {
@@ -311,8 +316,8 @@ def test_headline_figures_and_their_change_since_the_previous_load(handmade_repo
         "assignments": (5, 4),
         "completion_rate": (0.6, 0.5),
         "share_compliant": (0.5, 0.5),
-        # overdue needs the deadlines as they were: only the compliance trend mart keeps them
-        "overdue": (1, 1 if has_trend else None),
+        # overdue needs the deadlines as they were: fct_user_compliance_at_load keeps them
+        "overdue": (1, 1),
         "expiring": (1, None),
     }
     html = second.read_text(encoding="utf-8")
@@ -473,76 +478,47 @@ def test_a_report_that_cannot_be_written_is_said_in_the_summary(
     assert f"report: {note}" in summary.lines()
 
 
-# ---- the marts of the compliance issue (#13), when the models have them -------------------
+# ---- the compliance marts: trend, expired learners, org dimensions ----------------------
 
 
-def test_the_trend_expired_and_org_marts_are_used_when_present(tmp_path: Path, browser) -> None:
-    """`agg_compliance_trend`, `expired_members` and `agg_org_compliance` come with the
-    compliance models (issue #13); until those are merged, tables of the shape that issue
-    specifies are added beside the built marts, and the report must draw them."""
-    pipelines = make_pipeline("duckdb", tmp_path)
+@pytest.mark.parametrize("destination", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])  # fmt: skip
+def test_the_trend_and_org_marts_are_drawn_when_an_attribute_is_mapped(
+    destination: str, tmp_path: Path, browser
+) -> None:
+    """The hand-made account loaded twice, its models built with department = ca_0: the
+    org section draws agg_org_compliance, the trend draws agg_compliance_trend's account rows,
+    and the group chart stacks all five statuses."""
+    pipelines = make_pipeline(destination, tmp_path)
     pipeline = next(pipelines)
+    analytics = analytics_dataset(pipeline)
+    department = ModelSettings(org_dimensions={"department": "ca_0"})
     for second_load in (False, True):
         load(pipeline, handmade(second_load))
-    analytics = analytics_dataset(pipeline)
-    build_models(pipeline, analytics)
-    with pipeline.sql_client() as client:
-        loads = [row[0] for row in client.execute_sql(
-            f"select loaded_at from {analytics}.stg_dlt_loads order by loaded_at")]  # fmt: skip
-        assert len(loads) == 2
-        # per load: account row (group null) and one group row; the last account row is
-        # today's figures (4 learners, 2 compliant, 1 overdue assignment)
-        rows = [
-            (loads[0], None, 4, 1, 2, 1, 0, 0, 0.25, 2),
-            (loads[0], 1, 2, 0, 1, 1, 0, 0, 0.0, 2),
-            (loads[1], None, 4, 2, 1, 1, 0, 0, 0.5, 1),
-            (loads[1], 1, 2, 0, 1, 1, 0, 0, 0.0, 1),
-        ]
-        values = ", ".join(
-            f"('{at.isoformat()}'::timestamptz, {'null' if g is None else g}, {n}, {c}, {i}, "
-            f"{o}, {e}, {nc}, {share}, {oa})"
-            for at, g, n, c, i, o, e, nc, share, oa in rows
-        )
-        client.execute_sql(
-            f"""create table {analytics}.agg_compliance_trend as
-                select as_of_at, cast(user_group_id as bigint) as user_group_id,
-                       'every_enrolment' as required_rule,
-                       learners_with_assignments, compliant, in_progress, overdue, expired,
-                       not_compliant, share_compliant, overdue_assignments
-                from (values {values}) as t(as_of_at, user_group_id, learners_with_assignments,
-                     compliant, in_progress, overdue, expired, not_compliant, share_compliant,
-                     overdue_assignments)"""
-        )
-        client.execute_sql(
-            f"alter table {analytics}.agg_group_compliance add column expired_members bigint"
-        )
-        client.execute_sql(
-            f"update {analytics}.agg_group_compliance set expired_members = "
-            "case when user_group_id = 2 then 1 else 0 end"
-        )
-        client.execute_sql(
-            f"""create table {analytics}.agg_org_compliance as
-                select * from (values ('department', 'Sales', 2, 2, 1, 0, 1, 0, 0, 0.5),
-                                      ('department', 'Ops', 2, 2, 1, 1, 0, 0, 0, 0.5))
-                as t(dimension, dimension_value, members, members_with_assignments,
-                     compliant_members, in_progress_members, overdue_members,
-                     expired_members, not_compliant_members, share_compliant)"""
-        )
+        build_models(pipeline, analytics, settings=department)
     result = build_report(pipeline, tmp_path / "r.html", analytics_dataset=analytics)
-    assert result.errors == {}
+    assert result.errors == {} and result.notes == {"revenue": result.notes["revenue"]}
     assert {"org", "trend", "groups"} <= set(result.charts)
     html = result.path.read_text(encoding="utf-8")
-    shown = {k: (number(v), number(p)) for k, (v, p) in figures(html).items()}
-    assert shown["share_compliant"] == (0.5, 0.25)  # the trend mart's previous load
-    assert shown["overdue"] == (1, 2)
-    assert "Learners compliant: 25.0% at the first load shown, 50.0% at the last." in html
-    assert "department: Sales" in html
+    # Sales: learner 1 in progress (course 20 assigned at load 2), learner 2 overdue;
+    # Ops: learners 3 and 4 passed everything
+    assert "Least compliant: department Sales (0.0% of 2)." in html
+    assert "department: Ops" in html
+    # compliant at load 1: learners 1 and 4; at load 2: learners 3 and 4
+    assert "Learners compliant: 50.0% at the first load shown, 50.0% at the last." in html
     page = open_report(browser, result.path)
     legend = page.evaluate(
         "Array.from(document.querySelectorAll('#groups .legend li')).map(li => li.textContent)"
     )
     assert legend == ["compliant", "in progress", "overdue", "expired", "not compliant"]
     assert {k: n for k, n in drawn_charts(page).items() if n == 0} == {}
+    org_rows = page.evaluate(
+        """Array.from(document.querySelectorAll("#org table tbody tr"))
+             .map(tr => Array.from(tr.cells).map(td => td.textContent))"""
+    )
+    assert org_rows == [
+        ["department", "Sales", "2", "0", "1", "1", "0", "0", "0.0%"],
+        ["department", "Ops", "2", "2", "0", "0", "0", "0", "100.0%"],
+    ]
     next(pipelines, None)
 
 

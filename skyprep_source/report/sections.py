@@ -171,12 +171,15 @@ def _change(current: float | None, previous: float | None, is_rate: bool) -> str
     return f"{sign}{amount} since the previous load"
 
 
+# the learner and assignment figures count required training (agg_user_compliance), as the
+# compliance marts do; `completion_rate` is passed / required assignments (the marts'
+# training_progress), not agg_course_completion's rate over every enrolment
 FIGURE_LABELS = {
-    "learners": "Learners with assigned training",
-    "assignments": "Assignments",
-    "completion_rate": "Completion rate",
+    "learners": "Learners with required training",
+    "assignments": "Required assignments",
+    "completion_rate": "Required assignments passed",
     "share_compliant": "Learners compliant",
-    "overdue": "Overdue assignments",
+    "overdue": "Overdue required assignments",
     "expiring": "Certifications expiring in 30 days",
 }
 RATES = ("completion_rate", "share_compliant")
@@ -235,6 +238,14 @@ def _previous_figures(
     previous: dict[str, float | None] = dict.fromkeys(current)
     if ctx.previous_load is None:
         return previous
+    at_load = _at_load_figures(reader, ctx)
+    if at_load:
+        # the compliance of every learner as recorded at each load, on the marts' definition
+        for key, value in at_load[-1].items():
+            if _same(value, current[key]):
+                previous[key] = at_load[-2][key]
+        return previous
+    # models without fct_user_compliance_at_load: what the older marts allow
     if reader.has("fct_course_progress_status_history", "valid_from", "valid_to"):
         at_last = _history_figures(_history_at(reader, ctx.loads[-1]))
         at_previous = _history_figures(_history_at(reader, ctx.previous_load))
@@ -252,6 +263,40 @@ def _previous_figures(
             if column in last and _same(_num(last[column]), current[key]):
                 previous[key] = _num(before[column])
     return previous
+
+
+AT_LOAD_COLUMNS = ("as_of_at", "assigned", "passed", "overdue", "is_compliant")
+
+
+def _at_load_figures(reader: MartReader, ctx: Context) -> list[dict[str, float | None]]:
+    """The headline figures at the previous load and at the last one, from
+    fct_user_compliance_at_load (empty when the mart is absent). A load where no learner had
+    required training has no row there: its figures are zeros. Certifications expiring have
+    no history."""
+    if ctx.previous_load is None or not reader.has("fct_user_compliance_at_load", *AT_LOAD_COLUMNS):
+        return []
+    rows = reader.rows(
+        f"""select as_of_at, count(*) as learners, sum(assigned) as assignments,
+                   sum(passed) as passed, sum(overdue) as overdue,
+                   sum(case when is_compliant then 1 else 0 end) as compliant
+            from fct_user_compliance_at_load where as_of_at >= {_ts(ctx.previous_load)}
+            group by as_of_at order by as_of_at"""
+    )
+    by_time = {row["as_of_at"]: row for row in rows}
+    figures = []
+    for at in (ctx.previous_load, ctx.loads[-1]):
+        row = by_time.get(at, {})
+        learners, assignments = _f(row.get("learners")), _f(row.get("assignments"))
+        figures.append(
+            {
+                "learners": learners,
+                "assignments": assignments,
+                "completion_rate": _f(row.get("passed")) / assignments if assignments else None,
+                "share_compliant": _f(row.get("compliant")) / learners if learners else None,
+                "overdue": _f(row.get("overdue")),
+            }
+        )
+    return figures
 
 
 def _history_figures(recorded: dict[str, float]) -> dict[str, float | None]:
@@ -404,58 +449,78 @@ def groups(reader: MartReader, ctx: Context) -> Section:
     return Section("groups", title, reading, chart, svg.legend(series), table, groups=names)
 
 
+ORG_VALUES_SHOWN = 10  # per dimension: the values with the most learners
+NO_ORG_DIMENSION = (
+    "Not available: no custom attribute is mapped to an org dimension. Map them in the "
+    '[models] section of the config, e.g. org_dimensions = {department = "ca_0", location = '
+    '"ca_1"} (docs/models.md), and rebuild the models.'
+)
+
+
 def org(reader: MartReader, ctx: Context) -> Section:
-    """Compliance by the account's mapped custom attributes (department, location, ...),
-    when the models map any (agg_org_compliance)."""
+    """Compliance by the account's mapped custom attributes (department, location, ...):
+    agg_org_compliance, one row per configured dimension and value, none when none is mapped."""
     title = "Compliance by department, location or other mapped attribute"
-    columns = reader.columns("agg_org_compliance")
-    if columns is None:
-        return Section(
-            "org",
-            title,
-            note="Not available: no custom attribute is mapped to an org dimension "
-            "(the mart agg_org_compliance was not built).",
-        )
-    dimension = next(
-        (c for c in ("dimension", "dimension_name", "attribute") if c in columns), None
-    )
-    value = next((c for c in ("dimension_value", "value", "attribute_value") if c in columns), None)
-    statuses = _status_columns(columns)
-    if dimension is None or value is None or not statuses:
-        return Section("org", title, note="agg_org_compliance has no columns this report knows.")
+    needed = ("dimension", "dimension_value", "members_with_assignments", "share_compliant")
+    if not reader.has("agg_org_compliance", *needed):
+        if reader.columns("agg_org_compliance") is None:
+            return Section("org", title, note=NO_ORG_DIMENSION)
+        return missing(reader, title, "org", "agg_org_compliance", *needed)
+    statuses = _status_columns(reader.columns("agg_org_compliance") or [])
+    if not _f(reader.one("select count(*) as n from agg_org_compliance").get("n")):
+        return Section("org", title, note=NO_ORG_DIMENSION)
     counts = ", ".join(f"{s}_members" for s in statuses)
-    total_expr = " + ".join(f"{s}_members" for s in statuses)
     rows = reader.rows(
-        f"""select {dimension} as dimension, {value} as dimension_value, {counts},
-                   {total_expr} as learners
-            from agg_org_compliance
-            order by {dimension}, learners desc limit {GROUPS_SHOWN}"""
+        f"""with ranked as (
+                select dimension, dimension_value, members_with_assignments, {counts},
+                       share_compliant,
+                       row_number() over (
+                           partition by dimension
+                           order by members_with_assignments desc, dimension_value
+                       ) as rank_in_dimension
+                from agg_org_compliance where members_with_assignments > 0
+            )
+            select * from ranked where rank_in_dimension <= {ORG_VALUES_SHOWN}
+            order by dimension, share_compliant, dimension_value"""
     )
-    rows = [row for row in rows if _f(row["learners"]) > 0]
     if not rows:
-        return Section("org", title, note="No mapped attribute has learners with assignments.")
+        return Section("org", title, note="No learner of a mapped attribute has required training.")
+    dimensions = sorted({str(row["dimension"]) for row in rows})
+    lowest = []
+    for dimension in dimensions:
+        worst = next(row for row in rows if str(row["dimension"]) == dimension)
+        lowest.append(
+            f"{dimension} {worst['dimension_value']} "
+            f"({svg.percent(_num(worst['share_compliant']))} of "
+            f"{svg.integer(_f(worst['members_with_assignments']))})"
+        )
+    reading = f"Least compliant: {'; '.join(lowest)}."
+    shown_per = {d: sum(1 for r in rows if str(r["dimension"]) == d) for d in dimensions}
+    if any(n == ORG_VALUES_SHOWN for n in shown_per.values()):
+        reading += f" Up to {ORG_VALUES_SHOWN} values with the most learners per attribute."
     series = svg.series_of(statuses)
     bars = [
         (
             f"{row['dimension']}: {row['dimension_value']}",
             [_f(row[f"{s}_members"]) for s in statuses],
-            f"{svg.percent(_f(row['compliant_members']) / _f(row['learners']) if 'compliant' in statuses else None)} compliant",
+            f"{svg.percent(_num(row['share_compliant']))} compliant",
         )
         for row in rows
     ]
     table = Table(
-        ["Dimension", "Value", "Learners", *[s.replace("_", " ") for s in statuses]],
+        ["Attribute", "Value", "Learners", *[s.replace("_", " ") for s in statuses],
+         "Share compliant"],
         [
             [
                 str(row["dimension"]),
                 str(row["dimension_value"]),
-                svg.integer(_f(row["learners"])),
+                svg.integer(_f(row["members_with_assignments"])),
                 *[svg.integer(_f(row[f"{s}_members"])) for s in statuses],
+                svg.percent(_num(row["share_compliant"])),
             ]
             for row in rows
         ],
-    )
-    reading = f"Learners by compliance status for each value of {', '.join(sorted({str(r['dimension']) for r in rows}))}."
+    )  # fmt: skip
     return Section("org", title, reading, svg.bar_rows(bars, series), svg.legend(series), table)
 
 
@@ -506,7 +571,7 @@ def overdue_groups(reader: MartReader, ctx: Context) -> Section:
 
 
 def overdue_days(reader: MartReader, ctx: Context) -> Section:
-    title = "Overdue assignments by days overdue"
+    title = "Overdue required assignments by days overdue"
     if not reader.has("fct_course_progress", "is_overdue", "days_overdue"):
         return missing(
             reader, title, "overdue-days", "fct_course_progress", "is_overdue", "days_overdue"
@@ -515,27 +580,31 @@ def overdue_days(reader: MartReader, ctx: Context) -> Section:
         f"when days_overdue >= {low} then {index}"
         for index, (_, low) in reversed(list(enumerate(OVERDUE_BUCKETS)))
     )
+    # required training only, like the headline's overdue figure (agg_user_compliance)
+    required = reader.has("fct_course_progress", "is_required")
     rows = reader.rows(
         f"""with bucketed as (
-                select case {cases} else 0 end as bucket from fct_course_progress where is_overdue
+                select case {cases} else 0 end as bucket from fct_course_progress
+                where is_overdue{" and is_required" if required else ""}
             )
             select bucket, count(*) as assignments from bucketed group by bucket"""
     )
     counts = {int(row["bucket"]): _f(row["assignments"]) for row in rows}
     total = sum(counts.values())
+    kind = "required assignments" if required else "assignments"
     if not total:
-        return Section("overdue-days", title, note="No assignment is overdue.")
+        return Section("overdue-days", title, note=f"No {kind[:-1]} is overdue.")
     labels = [label for label, _ in OVERDUE_BUCKETS]
     values = [[counts.get(i, 0.0)] for i in range(len(labels))]
     oldest = sum(counts.get(i, 0.0) for i in range(3, len(labels)))
     reading = (
-        f"{svg.integer(total)} overdue assignments; {svg.integer(oldest)} "
+        f"{svg.integer(total)} overdue {kind}; {svg.integer(oldest)} "
         f"({svg.percent(oldest / total)}) are 90 days or more past their deadline."
     )
     series = svg.series_of(["overdue"])
     chart = svg.columns(labels, values, series, title=title)
     table = Table(
-        ["Days overdue", "Assignments"],
+        ["Days overdue", kind.capitalize()],
         [[label, svg.integer(v[0])] for label, v in zip(labels, values, strict=True)],
     )
     return Section("overdue-days", title, reading, chart, "", table)
