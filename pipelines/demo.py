@@ -6,7 +6,8 @@
    (new, updated and deleted rows, read from the scd2 validity columns);
 4. ends with a completion summary and the compliance trend of its loads, read from the marts
    in `skyprep_analytics`, and writes the HTML compliance report (./skyprep_report.html)
-   after each load.
+   after each load. The models map the sandbox's department (ca_0) and location (ca_1) to
+   org dimensions unless [models] org_dimensions is configured.
 
     python pipelines/demo.py                 # demo scale (a few thousand rows)
     python pipelines/demo.py --scale tiny    # or SKYPREP_DEMO_SCALE=tiny: seconds
@@ -40,6 +41,11 @@ from skyprep_source.job import (
 from skyprep_source.report import DEFAULT_REPORT_FILE
 
 SCALE_ENV = "SKYPREP_DEMO_SCALE"
+# the sandbox's users carry their department in ca_0 and their location in ca_1; mapping them
+# gives the marts (agg_org_compliance) and the report compliance by department and location.
+# A real account maps its own attributes in the [models] section (docs/models.md).
+DEMO_ORG_DIMENSIONS = {"department": "ca_0", "location": "ca_1"}
+ORG_DIMENSIONS_ENV = "MODELS__ORG_DIMENSIONS"
 
 
 def write_dispositions(db: duckdb.DuckDBPyConnection, dataset: str) -> dict[str, str]:
@@ -184,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # dlt reads its log level when the pipeline starts; the demo's reader wants the story,
     # not dlt's schema chatter (a real job keeps the configured level)
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
+    if dlt.config.get("models.org_dimensions") is None:  # the user's own mapping wins
+        os.environ[ORG_DIMENSIONS_ENV] = orjson.dumps(DEMO_ORG_DIMENSIONS).decode()
 
     started = time.monotonic()
     database = Path.cwd() / DUCKDB_FILE

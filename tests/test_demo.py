@@ -92,6 +92,12 @@ def test_demo_prints_each_section_leaves_the_database_and_repeats_identically(
         ).fetchone() or (0,)
     assert users > 0 and courses > 0
     assert not (tmp_path / "dlt-data" / "pipelines" / "skyprep").exists()
+    # the report, with compliance by the department and location the demo maps
+    report = tmp_path / "skyprep_report.html"
+    assert f"The compliance report (open it in a browser): {report}" in first.stdout
+    html = report.read_text(encoding="utf-8")
+    assert 'data-chart="org"' in html
+    assert "department: " in html and "location: " in html
 
 
 def _without_timings(text: str) -> str:
