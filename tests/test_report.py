@@ -536,3 +536,13 @@ def test_a_mart_without_a_column_the_report_reads_says_which(tmp_path: Path) -> 
     assert "has no column pass_rate" in result.notes["courses"]
     assert "rebuild the models" in result.notes["courses"]
     next(pipelines, None)
+
+
+def test_chart_gridlines_fall_on_whole_numbers() -> None:
+    """The y axis is cut in quarters: its top is a round number whose quarters are whole."""
+    from skyprep_source.report.svg import _nice
+
+    for largest in (0, 1, 3, 5, 9, 38, 150, 151, 2883, 10_001, 1_234_567):
+        top = _nice(largest)
+        assert top >= largest and top % 4 == 0
+    assert [_nice(v) for v in (3, 38, 150, 2883)] == [4, 40, 200, 3000]

@@ -135,15 +135,18 @@ def _axis(largest: float, fmt: Formatter) -> tuple[float, str]:
 
 
 def _nice(value: float) -> float:
-    """The smallest round number (1, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten) at or
-    above `value`."""
-    if value <= 0:
-        return 1.0
-    magnitude = 10 ** (len(str(int(value))) - 1) if value >= 1 else 1
-    for factor in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
-        if factor * magnitude >= value:
-            return float(factor * magnitude)
-    return float(10 * magnitude)
+    """The smallest round number (1, 2, 3, 4, 5, 6 or 8 times a power of ten) at or above
+    `value` whose quarters, the gridlines, are whole numbers (a gridline at 37.5 would be
+    labelled 38): 4, 8, 20, 40, 60, 80, 100, 200, 300, ..."""
+    if not 4 < value < 1e300:  # small, zero, negative, NaN or infinite: the smallest scale
+        return 4.0
+    magnitude = 1
+    while True:
+        for factor in (1, 2, 3, 4, 5, 6, 8):
+            top = factor * magnitude
+            if top >= value and top % 4 == 0:
+                return float(top)
+        magnitude *= 10
 
 
 def _y(value: float, top: float) -> float:
