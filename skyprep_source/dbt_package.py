@@ -30,9 +30,11 @@ from typing import Any
 import yaml
 from sqlglot import exp
 
-from skyprep_source import models as runner
 from skyprep_source.models import (
+    LAYERS,
     MODELS_DIALECT,
+    ORG_DIMENSION_MODEL,
+    SETTINGS_RELATION,
     Model,
     build_order,
     for_dialect,
@@ -75,17 +77,20 @@ RAW_TABLE_DESCRIPTIONS = {
 # account-wide row of agg_compliance_trend has no user group) is tested unique, not not_null
 NULLABLE_KEY_COLUMNS = {"agg_compliance_trend": ["load_id", "user_group_id"]}
 NULLABLE_COLUMNS = {("agg_compliance_trend", "user_group_id")}
+# grain keys of the intermediate (ephemeral) models, which the mart tests cannot query
+INTERMEDIATE_KEYS = {
+    "int_compliance_statuses": ["has_failed", "has_expired", "has_overdue", "has_passed_all"],
+}
 FRESHNESS = {
     "warn_after": {"count": 36, "period": "hour"},
     "error_after": {"count": 72, "period": "hour"},
 }
 
 
-# The model settings (docs/models.md, "Settings"), where the runner has them: the relation the
-# marts read, the model that gains one column per org dimension, and the empty stand-in of an
-# optional staging model's raw table. dbt gets them from vars (macros/skyprep_settings.sql).
-SETTINGS_RELATION: str | None = getattr(runner, "SETTINGS_RELATION", None)
-ORG_DIMENSION_MODEL: str | None = getattr(runner, "ORG_DIMENSION_MODEL", None)
+# The model settings (docs/models.md, "Settings"): the relation the marts read
+# (SETTINGS_RELATION), the model that gains one column per org dimension (ORG_DIMENSION_MODEL),
+# and the empty stand-in of an optional staging model's raw table. dbt gets them from vars
+# (macros/skyprep_settings.sql).
 _ORG_PLACEHOLDER = "__skyprep_org_dimension__"
 SETTINGS_COLUMNS = {
     "setting": "required_course_id, required_course_tag or org_dimension.",
@@ -189,7 +194,7 @@ def render_select(
 def _select_for(model: Model, models: Mapping[str, Model], dialect: str) -> str:
     """The SELECT; an optional staging model reads its stand-in when its raw table is absent."""
     sql = render_select(model, models, dialect)
-    if not getattr(model, "optional", False):
+    if not model.optional:
         return sql
     (raw,) = model.raw_refs
     empty = render_select(model, models, dialect, empty_raw=True)
@@ -416,7 +421,7 @@ def models_yaml(
         if name not in docs:
             missing.append(f"{name} (no section or staging table row)")
             continue
-        key = keys.get(name, [])
+        key = keys.get(name, INTERMEDIATE_KEYS.get(name, []))
         if layer == "marts" and not key:
             raise DbtPackageError(
                 f"{name}: add its grain key to MART_KEYS in tests/test_models_marts.py"
@@ -501,13 +506,14 @@ def generate(checkout: Checkout) -> dict[str, str]:
     files["models/staging/_skyprep__sources.yml"] = _dump(
         sources_yaml(models, part_of), "the raw tables sql/staging reads"
     )
-    if SETTINGS_RELATION is not None:
-        origin = "the vars of macros/skyprep_settings.sql"
-        header = "-- " + GENERATED_HEADER.format(origin="skyprep_source/dbt_package.py")
-        files[f"models/settings/{SETTINGS_RELATION}.sql"] = f"{header}\n{SETTINGS_MODEL_SQL}"
-        files["models/settings/_skyprep__settings.yml"] = _dump(settings_yaml(), origin)
+    # the settings relation the runner writes; dbt builds it from vars
+    header = "-- " + GENERATED_HEADER.format(origin="skyprep_source/dbt_package.py")
+    files[f"models/settings/{SETTINGS_RELATION}.sql"] = f"{header}\n{SETTINGS_MODEL_SQL}"
+    files["models/settings/_skyprep__settings.yml"] = _dump(
+        settings_yaml(), "the vars of macros/skyprep_settings.sql"
+    )
     missing: list[str] = []
-    for layer in ("staging", "marts"):
+    for layer in LAYERS:
         files[f"models/{layer}/_skyprep__{layer}.yml"] = _dump(
             models_yaml(layer, models, docs, glossary, keys, accepted, part_of, missing),
             "docs/models.md and tests/test_models_marts.py",

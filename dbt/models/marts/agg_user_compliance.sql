@@ -3,9 +3,10 @@
 {{ exceptions.raise_compiler_error("the skyprep package is built and tested on duckdb, postgres, not " ~ target.type) }}
 {%- endif %}
 /* grain: one row per current user with at least one required course progress (fct_course_progress.is_required) */
-/* compliance_status, the first that applies: not_compliant (a required course is failed), expired */
-/* (a required course was passed but its certification has expired), overdue (a required course is */
-/* past its deadline), compliant (every required course passed), else in_progress. */
+/* compliance_status, the first that applies (int_compliance_statuses): not_compliant (a required */
+/* course is failed), expired (a required course was passed but its certification has expired), */
+/* overdue (a required course is past its deadline), compliant (every required course passed), */
+/* else in_progress. */
 WITH required AS (
   SELECT
     *
@@ -32,29 +33,36 @@ WITH required AS (
     ON required.user_id = users.user_id
   GROUP BY
     required.user_id
+), statuses AS (
+  SELECT
+    *
+  FROM {{ ref('int_compliance_statuses') }}
 ), statused AS (
   SELECT
-    user_id,
-    CAST(assigned AS BIGINT) AS assigned,
-    CAST(passed AS BIGINT) AS passed,
-    CAST(failed AS BIGINT) AS failed,
-    CAST(overdue AS BIGINT) AS overdue,
-    CAST(open_assignments AS BIGINT) AS open_assignments,
-    CAST(expired AS BIGINT) AS expired,
-    CASE
-      WHEN failed > 0
-      THEN 'not_compliant'
-      WHEN expired > 0
-      THEN 'expired'
-      WHEN overdue > 0
-      THEN 'overdue'
-      WHEN passed = assigned
-      THEN 'compliant'
-      ELSE 'in_progress'
-    END AS compliance_status,
-    required_rule,
-    as_of_at
+    per_user.user_id,
+    CAST(per_user.assigned AS BIGINT) AS assigned,
+    CAST(per_user.passed AS BIGINT) AS passed,
+    CAST(per_user.failed AS BIGINT) AS failed,
+    CAST(per_user.overdue AS BIGINT) AS overdue,
+    CAST(per_user.open_assignments AS BIGINT) AS open_assignments,
+    CAST(per_user.expired AS BIGINT) AS expired,
+    statuses.compliance_status,
+    per_user.required_rule,
+    per_user.as_of_at
   FROM per_user
+  INNER JOIN statuses
+    ON statuses.has_failed = (
+      per_user.failed > 0
+    )
+    AND statuses.has_expired = (
+      per_user.expired > 0
+    )
+    AND statuses.has_overdue = (
+      per_user.overdue > 0
+    )
+    AND statuses.has_passed_all = (
+      per_user.passed = per_user.assigned
+    )
 )
 SELECT
   user_id,

@@ -17,14 +17,10 @@ WITH progresses AS (
   SELECT
     *
   FROM {{ ref('stg_course_progresses') }}
-), courses AS (
+), required_course_rules AS (
   SELECT
     *
-  FROM {{ ref('stg_courses') }}
-), settings AS (
-  SELECT
-    *
-  FROM {{ ref('model_settings') }}
+  FROM {{ ref('int_required_course_rules') }}
 ), memberships AS (
   SELECT
     *
@@ -43,23 +39,14 @@ WITH progresses AS (
   FROM {{ ref('stg_learning_path_courses') }}
 ), configured_courses AS (
   SELECT DISTINCT
-    courses.course_id
-  FROM courses
-  INNER JOIN settings
-    ON (
-      settings.setting = 'required_course_id'
-      AND CAST(courses.course_id AS TEXT) = TRIM(settings.value)
-    )
-    OR (
-      settings.setting = 'required_course_tag'
-      AND courses.tags_json LIKE CONCAT('%"', LOWER(TRIM(settings.value)), '"%')
-    )
+    course_id
+  FROM required_course_rules
+  WHERE
+    NOT course_id IS NULL
 ), configured AS (
   SELECT
     COUNT(*) AS configured_settings
-  FROM settings
-  WHERE
-    setting IN ('required_course_id', 'required_course_tag')
+  FROM required_course_rules
 ), through_group AS (
   SELECT DISTINCT
     progresses.course_progress_id
@@ -215,14 +202,10 @@ WITH progresses AS (
   SELECT
     *
   FROM {{ ref('stg_course_progresses') }}
-), courses AS (
+), required_course_rules AS (
   SELECT
     *
-  FROM {{ ref('stg_courses') }}
-), settings AS (
-  SELECT
-    *
-  FROM {{ ref('model_settings') }}
+  FROM {{ ref('int_required_course_rules') }}
 ), memberships AS (
   SELECT
     *
@@ -241,23 +224,14 @@ WITH progresses AS (
   FROM {{ ref('stg_learning_path_courses') }}
 ), configured_courses AS (
   SELECT DISTINCT
-    courses.course_id
-  FROM courses
-  INNER JOIN settings
-    ON (
-      settings.setting = 'required_course_id'
-      AND CAST(courses.course_id AS TEXT) = TRIM(settings.value)
-    )
-    OR (
-      settings.setting = 'required_course_tag'
-      AND courses.tags_json LIKE CONCAT('%"', LOWER(TRIM(settings.value)), '"%')
-    )
+    course_id
+  FROM required_course_rules
+  WHERE
+    NOT course_id IS NULL
 ), configured AS (
   SELECT
     COUNT(*) AS configured_settings
-  FROM settings
-  WHERE
-    setting IN ('required_course_id', 'required_course_tag')
+  FROM required_course_rules
 ), through_group AS (
   SELECT DISTINCT
     progresses.course_progress_id

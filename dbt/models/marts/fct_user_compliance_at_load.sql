@@ -5,9 +5,10 @@
 /* grain: one row per successful load x user with at least one required course progress as recorded at that load */
 /* Each load is evaluated at its own time T (loaded_at): progresses, users, memberships, group */
 /* courses and learning paths as recorded then (scd2 version valid at T), overdue and expiry at T. */
-/* The required rule is chosen per load as in fct_course_progress: configured courses (the settings), */
-/* else group and learning-path assignments when at least one enrolment was reached so, else every */
-/* enrolment. Course tags of the required_course_tags setting are the current courses' tags. */
+/* The required rule is chosen per load as in fct_course_progress: configured courses (the settings, */
+/* int_required_course_rules), else group and learning-path assignments when at least one */
+/* enrolment was reached so, else every enrolment. Course tags of the required_course_tags setting */
+/* are the current courses' tags. */
 WITH loads AS (
   SELECT
     *
@@ -32,33 +33,20 @@ WITH loads AS (
   SELECT
     *
   FROM {{ ref('stg_learning_path_course_versions') }}
-), courses AS (
+), required_course_rules AS (
   SELECT
     *
-  FROM {{ ref('stg_courses') }}
-), settings AS (
-  SELECT
-    *
-  FROM {{ ref('model_settings') }}
+  FROM {{ ref('int_required_course_rules') }}
 ), configured_courses AS (
   SELECT DISTINCT
-    courses.course_id
-  FROM courses
-  INNER JOIN settings
-    ON (
-      settings.setting = 'required_course_id'
-      AND CAST(courses.course_id AS TEXT) = TRIM(settings.value)
-    )
-    OR (
-      settings.setting = 'required_course_tag'
-      AND courses.tags_json LIKE CONCAT('%"', LOWER(TRIM(settings.value)), '"%')
-    )
+    course_id
+  FROM required_course_rules
+  WHERE
+    NOT course_id IS NULL
 ), configured AS (
   SELECT
     COUNT(*) AS configured_settings
-  FROM settings
-  WHERE
-    setting IN ('required_course_id', 'required_course_tag')
+  FROM required_course_rules
 ), progresses AS (
   SELECT
     loads.load_id,
@@ -175,29 +163,36 @@ WITH loads AS (
   GROUP BY
     load_id,
     user_id
+), statuses AS (
+  SELECT
+    *
+  FROM {{ ref('int_compliance_statuses') }}
 ), statused AS (
   SELECT
-    load_id,
-    as_of_at,
-    user_id,
-    required_rule,
-    CAST(assigned AS BIGINT) AS assigned,
-    CAST(passed AS BIGINT) AS passed,
-    CAST(failed AS BIGINT) AS failed,
-    CAST(overdue AS BIGINT) AS overdue,
-    CAST(expired AS BIGINT) AS expired,
-    CASE
-      WHEN failed > 0
-      THEN 'not_compliant'
-      WHEN expired > 0
-      THEN 'expired'
-      WHEN overdue > 0
-      THEN 'overdue'
-      WHEN passed = assigned
-      THEN 'compliant'
-      ELSE 'in_progress'
-    END AS compliance_status
+    per_user.load_id,
+    per_user.as_of_at,
+    per_user.user_id,
+    per_user.required_rule,
+    CAST(per_user.assigned AS BIGINT) AS assigned,
+    CAST(per_user.passed AS BIGINT) AS passed,
+    CAST(per_user.failed AS BIGINT) AS failed,
+    CAST(per_user.overdue AS BIGINT) AS overdue,
+    CAST(per_user.expired AS BIGINT) AS expired,
+    statuses.compliance_status
   FROM per_user
+  INNER JOIN statuses
+    ON statuses.has_failed = (
+      per_user.failed > 0
+    )
+    AND statuses.has_expired = (
+      per_user.expired > 0
+    )
+    AND statuses.has_overdue = (
+      per_user.overdue > 0
+    )
+    AND statuses.has_passed_all = (
+      per_user.passed = per_user.assigned
+    )
 )
 SELECT
   load_id,
