@@ -180,9 +180,12 @@ def render_select(
     sql = _PLACEHOLDER.sub(jinja, sql)
     if model.name == ORG_DIMENSION_MODEL:
         # the runner's one dynamic step, as dbt does it: a column per org dimension var
+        # (the model's own columns, which a dimension may not be named like, as the runner says)
+        taken = [column for column in output_columns(model) if column != _ORG_PLACEHOLDER]
+        loop = f"skyprep.skyprep_org_dimensions({taken!r}).items()"
         sql, count = re.subn(
             rf",\n(\s*)\S+ AS \"?{_ORG_PLACEHOLDER}\"?",
-            "\n{%- for name, attribute in skyprep.skyprep_org_dimensions().items() %},\n"
+            f"\n{{%- for name, attribute in {loop} %}},\n"
             "\\1{{ adapter.quote(attribute) }} AS {{ adapter.quote(name) }}\n{%- endfor %}",
             sql,
         )

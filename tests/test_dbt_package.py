@@ -34,9 +34,8 @@ from test_models_marts import (
 
 from skyprep_sandbox import Sandbox, World
 from skyprep_source import build_models, skyprep
-from skyprep_source import models as runner_models
 from skyprep_source.dbt_package import Checkout, DbtPackageError, generate, stale_files
-from skyprep_source.models import ModelsBuild
+from skyprep_source.models import ModelsBuild, ModelSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKOUT = Checkout(ROOT)
@@ -312,30 +311,65 @@ def test_an_account_without_payments_builds_with_the_optional_parts_off(
     assert set(result.rows) - history <= built
 
 
+@pytest.mark.parametrize("by", ["course_ids", "course_tags"])
 def test_dbt_vars_carry_the_model_settings_like_the_runner(
-    pipeline: dlt.Pipeline, tmp_path: Path
+    pipeline: dlt.Pipeline, tmp_path: Path, by: str
 ) -> None:
-    """The settings as vars give dbt the runner's marts built with the same settings."""
-    settings_class = getattr(runner_models, "ModelSettings", None)
-    if settings_class is None:
-        pytest.skip("this runner has no model settings (docs/models.md, Settings)")
+    """The settings as vars give dbt the runner's marts built with the same settings: required
+    courses by id or by tag (Compliance, any case), and two org dimensions."""
     load_twice(pipeline)
     with pipeline.sql_client() as client:
         course_ids = [row[0] for row in client.execute_sql(
             f"select distinct id from {client.make_qualified_table_name('courses')} order by id"
         )]  # fmt: skip
-    required = (course_ids[0], course_ids[-1])
     dimensions = {"department": "ca_0", "location": "ca_2"}
-    settings = settings_class(required_course_ids=required, org_dimensions=dimensions)
+    if by == "course_ids":
+        required: dict[str, Any] = {"required_course_ids": (course_ids[0], course_ids[-1])}
+    else:
+        required = {"required_course_tags": ("Compliance",)}
+    settings = ModelSettings(**required, org_dimensions=dimensions)
     result = build_models(pipeline, analytics_of(pipeline), settings=settings)
+    (rule,) = query(
+        pipeline, f"select distinct required_rule from {result.dataset_name}.agg_user_compliance"
+    )
+    assert rule["required_rule"] == "configured_courses"
     project = dbt_project(pipeline, tmp_path)
     project.run(
         "build",
         vars={
-            "skyprep_required_course_ids": list(required),
+            **{f"skyprep_{name}": list(values) for name, values in required.items()},
             "skyprep_org_dimensions": dimensions,
         },
     )
     assert assert_marts_equal(pipeline, result, project.schema) > 100
     columns = [name for name, _ in tables_in(pipeline, project.schema)["dim_users"]]
     assert columns[-2:] == ["department", "location"]
+    settings_rows = mart_rows(pipeline, project.schema, "model_settings")
+    assert len(settings_rows) == len(settings.rows()) and settings_rows
+
+
+def test_an_org_dimension_named_like_a_dim_users_column_stops_dbt_with_the_fix(
+    tmp_path: Path,
+) -> None:
+    directory = copy_checkout(tmp_path).package / "integration_tests"
+    env = {
+        **os.environ,
+        "DBT_PROFILES_DIR": str(directory),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "SKYPREP_DBT_DUCKDB_PATH": str(tmp_path / "empty.duckdb"),
+    }
+    compile_dim_users = ["compile", "--select", "dim_users", "--vars"]
+    outputs = []
+    for args in (["deps"], [*compile_dim_users, "{skyprep_org_dimensions: {email: ca_0}}"]):
+        done = subprocess.run(
+            [dbt_executable(), *args],
+            cwd=directory,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        outputs.append((done.returncode, done.stdout))
+    assert outputs[0][0] == 0, outputs[0][1]
+    assert outputs[1][0] != 0
+    assert "email is already a column of dim_users; choose another name" in outputs[1][1]

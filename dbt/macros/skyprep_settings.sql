@@ -5,7 +5,8 @@
       skyprep_org_dimensions: {department: ca_0, location: ca_1}
     model_settings holds them as rows; dim_users gains one column per org dimension. -#}
 
-{% macro skyprep_org_dimensions() %}
+{% macro skyprep_org_dimensions(taken=[]) %}
+  {#- taken: the columns dim_users has already; a dimension may not be named like one -#}
   {%- set dimensions = var('skyprep_org_dimensions', {}) or {} %}
   {%- set attributes = ['ca_0', 'ca_1', 'ca_2', 'ca_3', 'ca_4'] %}
   {%- set seen = [] %}
@@ -15,6 +16,9 @@
     {%- endif %}
     {%- if not modules.re.match('^[a-z][a-z0-9_]{0,62}$', name) %}
       {{ exceptions.raise_compiler_error("var skyprep_org_dimensions: '" ~ name ~ "' is not a usable column name; use lower case letters, digits and '_', starting with a letter (e.g. department)") }}
+    {%- endif %}
+    {%- if name in taken %}
+      {{ exceptions.raise_compiler_error("var skyprep_org_dimensions: " ~ name ~ " is already a column of dim_users; choose another name") }}
     {%- endif %}
     {%- if attribute in seen %}
       {{ exceptions.raise_compiler_error("var skyprep_org_dimensions: " ~ attribute ~ " is named twice; give each custom attribute one name") }}

@@ -34,7 +34,7 @@ SELECT
   last_login_at,
   access_starts_at,
   access_ends_at
-{%- for name, attribute in skyprep.skyprep_org_dimensions().items() %},
+{%- for name, attribute in skyprep.skyprep_org_dimensions(['user_id', 'username', 'email', 'first_name', 'last_name', 'full_name', 'card_no', 'role', 'status', 'is_active', 'title', 'cell', 'work_phone', 'address', 'ca_0', 'ca_1', 'ca_2', 'ca_3', 'ca_4', 'created_at', 'updated_at', 'last_login_at', 'access_starts_at', 'access_ends_at']).items() %},
   {{ adapter.quote(attribute) }} AS {{ adapter.quote(name) }}
 {%- endfor %}
 FROM users
