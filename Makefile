@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DBT_VENV := .venv-dbt
 DBT_STAMP := $(DBT_VENV)/.installed
 
-.PHONY: demo test lint bench bench-quick sandbox clean
+.PHONY: demo dbt-demo test lint bench bench-quick sandbox clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ $(DBT_STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(PY) pipelines/demo.py
+
+# after `make demo`: dbt builds the package over skyprep.duckdb; every table must equal the runner's
+dbt-demo: $(STAMP) $(DBT_STAMP)
+	$(PY) pipelines/dbt_demo.py --dbt $(CURDIR)/$(DBT_VENV)/bin/dbt
 
 test: $(STAMP) $(DBT_STAMP)
 	SKYPREP_DBT=$(CURDIR)/$(DBT_VENV)/bin/dbt $(PY) -m pytest -q
