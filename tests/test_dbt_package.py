@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 import dlt
 import pytest
 import yaml
+from test_models_compliance import DEPARTMENT
+from test_models_compliance import RAW_TABLES as COMPLIANCE_TABLES
 from test_models_marts import (
     RAW_TABLES,
     make_pipeline,
@@ -254,6 +256,46 @@ def test_dbt_builds_the_hand_made_world_into_the_runners_marts(
         )
     with pytest.raises(AssertionError, match="fct_course_progress: rows differ"):
         assert_marts_equal(pipeline, result, project.schema)
+
+
+def settings_vars(settings: ModelSettings) -> dict[str, Any]:
+    """The package's vars for the runner's settings."""
+    return {
+        "skyprep_required_course_ids": list(settings.required_course_ids),
+        "skyprep_required_course_tags": list(settings.required_course_tags),
+        "skyprep_org_dimensions": dict(settings.org_dimensions),
+    }
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        pytest.param(DEPARTMENT, id="group-assignments"),
+        pytest.param(
+            ModelSettings(
+                required_course_ids=(30,),
+                required_course_tags=("Annual",),
+                org_dimensions={"department": "ca_0"},
+            ),
+            id="configured-courses",
+        ),
+    ],
+)
+def test_dbt_builds_the_compliance_world_into_the_runners_marts(
+    pipeline: dlt.Pipeline, tmp_path: Path, settings: ModelSettings
+) -> None:
+    """The world whose compliance values tests/test_models_compliance.py pins (group and
+    learning-path assignments, configured courses, four loads of history, classroom, skills,
+    an org dimension): dbt's marts equal the runner's built with the same settings."""
+    write_raw_world(pipeline, COMPLIANCE_TABLES)
+    result = build_models(pipeline, analytics_of(pipeline), settings=settings)
+    assert "stg_payments" in result.skipped  # the world has no payments: the var turns them off
+    project = dbt_project(pipeline, tmp_path)
+    vars = {**settings_vars(settings), "skyprep_using_payments": False}
+    output = project.run("build", vars=vars)
+    assert "ERROR=0" in output and "WARN=0" in output
+    assert assert_marts_equal(pipeline, result, project.schema) > 100
+    assert mart_rows(pipeline, project.schema, "agg_org_compliance")
 
 
 def load_twice(pipeline: dlt.Pipeline) -> None:
