@@ -68,6 +68,12 @@ RELATIONSHIPS = {
     ("agg_course_completion", "course_id"): ("dim_courses", "course_id"),
     ("agg_group_compliance", "user_group_id"): ("dim_user_groups", "user_group_id"),
     ("agg_progress_funnel_timing", "course_id"): ("dim_courses", "course_id"),
+    # issue #13's marts whose learners are current users by construction (the history marts'
+    # and the classroom registrations' are not: a learner deleted upstream stays there)
+    ("fct_learning_path_progress", "user_id"): ("dim_users", "user_id"),
+    ("fct_user_competencies", "user_id"): ("dim_users", "user_id"),
+    ("fct_user_skill_balances", "user_id"): ("dim_users", "user_id"),
+    ("agg_learner_skills", "user_id"): ("dim_users", "user_id"),
 }
 RAW_TABLE_DESCRIPTIONS = {
     "_dlt_loads": "dlt's record of every load of the dataset (status 0: successful); its "
