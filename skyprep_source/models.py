@@ -1,12 +1,14 @@
 """The models runner: builds the SQL models in ``sql/`` on a pipeline's own destination.
 
 The models are plain SELECT files written once in DuckDB's dialect. Staging models
-(``sql/staging/stg_*.sql``) name raw tables unqualified (``from users``); marts
-(``sql/marts/{dim,fct,agg,bridge}_*.sql``) name other models unqualified (``from stg_users``).
+(``sql/staging/stg_*.sql``) name raw tables unqualified (``from users``); intermediate models
+(``sql/intermediate/int_*.sql``) and marts (``sql/marts/{dim,fct,agg,bridge}_*.sql``) name
+other models unqualified (``from stg_users``).
 This module parses each file with sqlglot, derives the build order from the table references,
 qualifies every reference with the raw or the analytics dataset, transpiles to the
 destination's dialect (rewriting what sqlglot cannot, e.g. ``median`` for BigQuery) and executes through ``pipeline.sql_client()``: staging as views,
-marts as tables.
+marts as tables; an intermediate model is ephemeral, a CTE of each model that reads it (rules
+shared by several marts, written once, with nothing more in the analytics dataset).
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ from sqlglot import exp
 DEFAULT_ANALYTICS_DATASET = "skyprep_analytics"
 MODELS_DIALECT = "duckdb"
 STAGING_PREFIX = "stg_"
+INTERMEDIATE_PREFIX = "int_"
 MART_PREFIXES = ("dim_", "fct_", "agg_", "bridge_")
 
-Layer = Literal["staging", "marts"]
+Layer = Literal["staging", "intermediate", "marts"]
+LAYERS: tuple[Layer, ...] = ("staging", "intermediate", "marts")
 
 # The one relation that carries the model settings into the SQL (docs/models.md, "Settings"):
 # a table the runner writes into the analytics dataset before any model, read by marts like
@@ -132,9 +136,12 @@ class Model:
     optional: bool = False
 
     @property
-    def materialization(self) -> Literal["view", "table"]:
-        """Staging models are views (always fresh, no copy); marts are tables (fast to read)."""
-        return "view" if self.layer == "staging" else "table"
+    def materialization(self) -> Literal["view", "table", "ephemeral"]:
+        """Staging models are views (always fresh, no copy); marts are tables (fast to read);
+        intermediate models are ephemeral (inlined as a CTE where they are read)."""
+        if self.layer == "staging":
+            return "view"
+        return "ephemeral" if self.layer == "intermediate" else "table"
 
     def parse(self) -> exp.Expr:
         """A fresh syntax tree of the model's SELECT (callers may mutate it)."""
@@ -187,10 +194,13 @@ def table_references(expression: exp.Expr) -> set[str]:
 def _layer_of(name: str) -> Layer:
     if name.startswith(STAGING_PREFIX):
         return "staging"
+    if name.startswith(INTERMEDIATE_PREFIX):
+        return "intermediate"
     if name.startswith(MART_PREFIXES):
         return "marts"
     raise ModelDefinitionError(
-        f"{name}: a model's name starts with {STAGING_PREFIX!r} or one of {MART_PREFIXES}"
+        f"{name}: a model's name starts with {STAGING_PREFIX!r}, {INTERMEDIATE_PREFIX!r} or "
+        f"one of {MART_PREFIXES}"
     )
 
 
@@ -198,11 +208,12 @@ def load_models(directory: Traversable | None = None) -> dict[str, Model]:
     """Read and check every model under ``staging/`` and ``marts/`` of `directory`.
 
     Raises `ModelDefinitionError` when a file lacks its grain comment, sits in the wrong
-    folder, or reads across layers (staging reads raw tables only; marts read models only).
+    folder, or reads across layers (staging reads raw tables only; intermediate models and
+    marts read models only).
     """
     root = directory or models_directory()
     files: list[tuple[Layer, Traversable]] = []
-    for layer in ("staging", "marts"):
+    for layer in LAYERS:
         folder = root / layer
         if folder.is_dir():
             files += [(layer, f) for f in folder.iterdir() if f.name.endswith(".sql")]
@@ -230,10 +241,11 @@ def load_models(directory: Traversable | None = None) -> dict[str, Model]:
             )
         if layer == "staging" and len(raw_refs) != 1:
             raise ModelDefinitionError(f"{name}: staging reads exactly one raw table")
-        if layer == "marts" and raw_refs:
-            raise ModelDefinitionError(
-                f"{name}: marts read staging or other marts only, not {sorted(raw_refs)}"
+        if layer != "staging" and raw_refs:
+            what = (
+                "marts read staging or other marts" if layer == "marts" else f"{layer} reads models"
             )
+            raise ModelDefinitionError(f"{name}: {what} only, not {sorted(raw_refs)}")
         optional = layer == "staging" and any(
             line.strip().lower().startswith(OPTIONAL_MARKER) for line in sql.splitlines()
         )
@@ -312,19 +324,57 @@ def org_dimension_columns(expression: exp.Expr, dimensions: Mapping[str, str]) -
     )
 
 
+def inline_ephemeral(
+    expression: exp.Expr, reads: Iterable[str], models: Mapping[str, Model]
+) -> exp.Expr:
+    """`expression` (a model reading `reads`) with every ephemeral model it reads, directly or
+    through another ephemeral one, as a leading CTE named after the model, in dependency
+    order: what dbt does with an ephemeral model."""
+    needed: list[str] = []
+
+    def visit(name: str) -> None:
+        model = models.get(name)
+        if model is None or model.materialization != "ephemeral" or name in needed:
+            return
+        for dependency in sorted(model.model_refs):
+            visit(dependency)
+        needed.append(name)
+
+    for name in sorted(reads):
+        visit(name)
+    if not needed:
+        return expression
+    if not isinstance(expression, exp.Query):
+        raise ModelDefinitionError("a model reading an intermediate model must be a SELECT")
+    ctes = [
+        exp.CTE(this=models[name].parse(), alias=exp.TableAlias(this=exp.to_identifier(name)))
+        for name in needed
+    ]
+    existing = expression.args.get("with_")
+    if existing is None:
+        expression.set("with_", exp.With(expressions=ctes))
+    else:
+        existing.set("expressions", [*ctes, *existing.expressions])
+    return expression
+
+
 def qualified_select(
     model: Model,
     name_table: TableNamer,
     *,
     empty_raw: Iterable[str] = (),
     org_dimensions: Mapping[str, str] | None = None,
+    ephemeral: Mapping[str, Model] | None = None,
 ) -> exp.Expr:
     """The model's SELECT with every table reference qualified by `name_table`; the raw tables
-    in `empty_raw` replaced by an empty stand-in (optional staging models) and, for
-    dim_users, the org-dimension columns appended."""
+    in `empty_raw` replaced by an empty stand-in (optional staging models), for dim_users the
+    org-dimension columns appended and, given the models as `ephemeral`, the intermediate
+    models it reads inlined as CTEs (else they stay references, as dbt wants them)."""
     expression = model.parse()
     if model.name == ORG_DIMENSION_MODEL and org_dimensions:
         expression = org_dimension_columns(expression, org_dimensions)
+    if ephemeral:
+        expression = inline_ephemeral(expression, model.model_refs, ephemeral)
     empty = set(empty_raw)
     for table in list(expression.find_all(exp.Table)):
         if table.name in empty and not table.db:
@@ -372,16 +422,21 @@ def render_statements(
     *,
     empty_raw: Iterable[str] = (),
     org_dimensions: Mapping[str, str] | None = None,
+    ephemeral: Mapping[str, Model] | None = None,
 ) -> list[str]:
     """DROP + CREATE of the model as a view or a table, transpiled to `dialect`.
 
     Drop-then-create rather than CREATE OR REPLACE: PostgreSQL has no CREATE OR REPLACE TABLE
     and refuses to replace a view whose columns changed.
     """
+    if model.materialization == "ephemeral":
+        raise ModelDefinitionError(f"{model.name}: ephemeral; it is inlined where it is read")
     target = name_table(model.name)
     kind = model.materialization.upper()
     drop = exp.Drop(tables=[target.copy()], kind=kind, exists=True)
-    select = qualified_select(model, name_table, empty_raw=empty_raw, org_dimensions=org_dimensions)
+    select = qualified_select(
+        model, name_table, empty_raw=empty_raw, org_dimensions=org_dimensions, ephemeral=ephemeral
+    )
     select = for_dialect(select, dialect)
     create = exp.Create(this=target.copy(), kind=kind, expression=select)
     return [drop.sql(dialect=dialect), create.sql(dialect=dialect, pretty=True)]
@@ -490,6 +545,8 @@ def build_models(
                 result.skipped[name] = f"raw table {', '.join(absent)} not loaded"
             elif skipped := sorted(model.model_refs & result.skipped.keys()):
                 result.skipped[name] = f"reads skipped {', '.join(skipped)}"
+            elif model.materialization == "ephemeral":
+                continue  # inlined into the models that read it
             else:
                 to_build.append(model)
 
@@ -511,6 +568,7 @@ def build_models(
                     name_table,
                     empty_raw=model.raw_refs & missing,
                     org_dimensions=settings.org_dimensions,
+                    ephemeral=models,
                 )
                 for statement in statements:
                     client.execute_sql(statement)

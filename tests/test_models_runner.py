@@ -72,6 +72,8 @@ MARTS = {
     "fct_learning_path_progress", "agg_classroom_sessions", "agg_classroom_attendance",
     "fct_user_competencies", "fct_user_skill_balances", "agg_learner_skills",
 }  # fmt: skip
+# ephemeral: inlined as CTEs into the marts that read them, never built on their own
+INTERMEDIATE = {"int_required_course_rules", "int_compliance_statuses"}
 
 
 def write_models(root: Path, files: dict[str, str]) -> Path:
@@ -195,7 +197,9 @@ def test_the_real_build_order_puts_every_model_after_what_it_reads() -> None:
 def test_every_model_transpiles_without_error(dialect: str) -> None:
     models = load_models()
     for name in build_order(models):
-        select = qualified_select(models[name], lambda t: table_expression(["acct", "ds", t]))
+        select = qualified_select(
+            models[name], lambda t: table_expression(["acct", "ds", t]), ephemeral=models
+        )
         # RAISE: a construct sqlglot cannot translate for the dialect fails the test
         sql = for_dialect(select, dialect).sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
         reparsed = sqlglot.parse_one(sql, read=dialect)
@@ -240,6 +244,33 @@ def test_references_are_qualified_with_the_raw_or_the_analytics_dataset() -> Non
     mart = render_statements(models["dim_users"], "duckdb", name_table)
     assert 'CREATE TABLE "analytics"."dim_users" AS' in mart[1]
     assert 'FROM "analytics"."stg_users"' in mart[1]
+
+
+def test_intermediate_models_are_inlined_as_ctes_of_the_marts_that_read_them() -> None:
+    models = load_models()
+
+    def name_table(name: str) -> sqlglot.exp.Table:
+        analytics = name in models or name == "model_settings"
+        return table_expression(["analytics" if analytics else "raw", name])
+
+    _, create = render_statements(
+        models["fct_user_compliance_at_load"], "postgres", name_table, ephemeral=models
+    )
+    # both shared rules, ahead of the mart's own CTEs, reading the analytics dataset
+    assert create.index("int_required_course_rules AS (") < create.index("loads AS (")
+    assert "int_compliance_statuses AS (" in create
+    assert '"analytics"."model_settings"' in create
+    assert '"analytics"."int_' not in create
+    with pytest.raises(ModelDefinitionError, match="ephemeral"):
+        render_statements(models["int_compliance_statuses"], "postgres", name_table)
+
+
+def test_an_intermediate_model_reading_a_raw_table_is_refused(tmp_path: Path) -> None:
+    root = write_models(
+        tmp_path, {"intermediate/int_users.sql": "-- grain: one row per user\nselect * from users"}
+    )
+    with pytest.raises(ModelDefinitionError, match="intermediate reads models only"):
+        load_models(root)
 
 
 def test_staging_models_are_views_and_marts_are_tables(duckdb_pipeline: dlt.Pipeline) -> None:
@@ -330,7 +361,7 @@ def test_the_models_ship_inside_the_wheel(tmp_path: Path) -> None:
     )  # fmt: skip
     (wheel,) = (tmp_path / "dist").glob("skyprep_source-*.whl")
     shipped = zipfile.Path(wheel) / "skyprep_source" / "sql"
-    assert set(load_models(shipped)) == set(STAGING) | MARTS
+    assert set(load_models(shipped)) == set(STAGING) | INTERMEDIATE | MARTS
 
 
 def test_settings_reach_the_sql_as_one_relation_and_org_dimensions_as_dim_users_columns(

@@ -1,7 +1,8 @@
 -- grain: one row per current user with at least one required course progress (fct_course_progress.is_required)
--- compliance_status, the first that applies: not_compliant (a required course is failed), expired
--- (a required course was passed but its certification has expired), overdue (a required course is
--- past its deadline), compliant (every required course passed), else in_progress.
+-- compliance_status, the first that applies (int_compliance_statuses): not_compliant (a required
+-- course is failed), expired (a required course was passed but its certification has expired),
+-- overdue (a required course is past its deadline), compliant (every required course passed),
+-- else in_progress.
 with required as (
 
     select * from fct_course_progress
@@ -35,26 +36,31 @@ per_user as (
 
 ),
 
+statuses as (
+
+    select * from int_compliance_statuses
+
+),
+
 statused as (
 
     select
-        user_id,
-        cast(assigned as bigint) as assigned,
-        cast(passed as bigint) as passed,
-        cast(failed as bigint) as failed,
-        cast(overdue as bigint) as overdue,
-        cast(open_assignments as bigint) as open_assignments,
-        cast(expired as bigint) as expired,
-        case
-            when failed > 0 then 'not_compliant'
-            when expired > 0 then 'expired'
-            when overdue > 0 then 'overdue'
-            when passed = assigned then 'compliant'
-            else 'in_progress'
-        end as compliance_status,
-        required_rule,
-        as_of_at
+        per_user.user_id,
+        cast(per_user.assigned as bigint) as assigned,
+        cast(per_user.passed as bigint) as passed,
+        cast(per_user.failed as bigint) as failed,
+        cast(per_user.overdue as bigint) as overdue,
+        cast(per_user.open_assignments as bigint) as open_assignments,
+        cast(per_user.expired as bigint) as expired,
+        statuses.compliance_status,
+        per_user.required_rule,
+        per_user.as_of_at
     from per_user
+    inner join statuses
+        on statuses.has_failed = (per_user.failed > 0)
+        and statuses.has_expired = (per_user.expired > 0)
+        and statuses.has_overdue = (per_user.overdue > 0)
+        and statuses.has_passed_all = (per_user.passed = per_user.assigned)
 
 )
 

@@ -14,15 +14,9 @@ with progresses as (
 
 ),
 
-courses as (
+required_course_rules as (
 
-    select * from stg_courses
-
-),
-
-settings as (
-
-    select * from model_settings
+    select * from int_required_course_rules
 
 ),
 
@@ -52,25 +46,16 @@ path_courses as (
 
 configured_courses as (
 
-    select distinct courses.course_id
-    from courses
-    inner join settings
-        on (
-            settings.setting = 'required_course_id'
-            and cast(courses.course_id as varchar) = trim(settings.value)
-        )
-        or (
-            settings.setting = 'required_course_tag'
-            and courses.tags_json like concat('%"', lower(trim(settings.value)), '"%')
-        )
+    select distinct course_id
+    from required_course_rules
+    where course_id is not null
 
 ),
 
 configured as (
 
     select count(*) as configured_settings
-    from settings
-    where setting in ('required_course_id', 'required_course_tag')
+    from required_course_rules
 
 ),
 

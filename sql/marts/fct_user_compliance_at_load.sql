@@ -1,9 +1,10 @@
 -- grain: one row per successful load x user with at least one required course progress as recorded at that load
 -- Each load is evaluated at its own time T (loaded_at): progresses, users, memberships, group
 -- courses and learning paths as recorded then (scd2 version valid at T), overdue and expiry at T.
--- The required rule is chosen per load as in fct_course_progress: configured courses (the settings),
--- else group and learning-path assignments when at least one enrolment was reached so, else every
--- enrolment. Course tags of the required_course_tags setting are the current courses' tags.
+-- The required rule is chosen per load as in fct_course_progress: configured courses (the settings,
+-- int_required_course_rules), else group and learning-path assignments when at least one
+-- enrolment was reached so, else every enrolment. Course tags of the required_course_tags setting
+-- are the current courses' tags.
 with loads as (
 
     select * from stg_dlt_loads
@@ -40,39 +41,24 @@ path_courses as (
 
 ),
 
-courses as (
+required_course_rules as (
 
-    select * from stg_courses
-
-),
-
-settings as (
-
-    select * from model_settings
+    select * from int_required_course_rules
 
 ),
 
 configured_courses as (
 
-    select distinct courses.course_id
-    from courses
-    inner join settings
-        on (
-            settings.setting = 'required_course_id'
-            and cast(courses.course_id as varchar) = trim(settings.value)
-        )
-        or (
-            settings.setting = 'required_course_tag'
-            and courses.tags_json like concat('%"', lower(trim(settings.value)), '"%')
-        )
+    select distinct course_id
+    from required_course_rules
+    where course_id is not null
 
 ),
 
 configured as (
 
     select count(*) as configured_settings
-    from settings
-    where setting in ('required_course_id', 'required_course_tag')
+    from required_course_rules
 
 ),
 
@@ -202,26 +188,31 @@ per_user as (
 
 ),
 
+statuses as (
+
+    select * from int_compliance_statuses
+
+),
+
 statused as (
 
     select
-        load_id,
-        as_of_at,
-        user_id,
-        required_rule,
-        cast(assigned as bigint) as assigned,
-        cast(passed as bigint) as passed,
-        cast(failed as bigint) as failed,
-        cast(overdue as bigint) as overdue,
-        cast(expired as bigint) as expired,
-        case
-            when failed > 0 then 'not_compliant'
-            when expired > 0 then 'expired'
-            when overdue > 0 then 'overdue'
-            when passed = assigned then 'compliant'
-            else 'in_progress'
-        end as compliance_status
+        per_user.load_id,
+        per_user.as_of_at,
+        per_user.user_id,
+        per_user.required_rule,
+        cast(per_user.assigned as bigint) as assigned,
+        cast(per_user.passed as bigint) as passed,
+        cast(per_user.failed as bigint) as failed,
+        cast(per_user.overdue as bigint) as overdue,
+        cast(per_user.expired as bigint) as expired,
+        statuses.compliance_status
     from per_user
+    inner join statuses
+        on statuses.has_failed = (per_user.failed > 0)
+        and statuses.has_expired = (per_user.expired > 0)
+        and statuses.has_overdue = (per_user.overdue > 0)
+        and statuses.has_passed_all = (per_user.passed = per_user.assigned)
 
 )
 
