@@ -2,8 +2,8 @@
 
 1. runs `dbt deps` and `dbt build` in dbt/integration_tests (a project that only lists the
    package in packages.yml), into the schema `skyprep_dbt` of the same file, with the model
-   settings of dlt's config (`[models]`, or MODELS__* variables) passed as the package's vars,
-   as the runner got them;
+   settings the runner built with (its `model_settings` table: `make demo` maps two org
+   dimensions, your `[models]` config wins there) passed as the package's vars;
 2. compares every table of `skyprep_dbt` with the runner's `skyprep_analytics`: the same
    tables, the same columns with the same types, the same rows (as multisets, exact values).
 
@@ -24,6 +24,7 @@ import yaml
 
 from skyprep_source import DUCKDB_FILE, ModelSettings
 from skyprep_source.job import ANALYTICS_DATASET_NAME
+from skyprep_source.models import SETTINGS_RELATION
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = ROOT / "dbt" / "integration_tests"
@@ -37,6 +38,19 @@ def settings_vars(settings: ModelSettings) -> dict[str, object]:
         "skyprep_required_course_tags": list(settings.required_course_tags),
         "skyprep_org_dimensions": dict(settings.org_dimensions),
     }
+
+
+def runner_settings(database: Path) -> ModelSettings:
+    """The settings the runner built the file's models with (its `model_settings` table),
+    or dlt's config (`[models]`, MODELS__* variables) when the file has none."""
+    with duckdb.connect(str(database), read_only=True) as db:
+        try:
+            rows = db.execute(
+                f"select setting, name, value from {ANALYTICS_DATASET_NAME}.{SETTINGS_RELATION}"
+            ).fetchall()
+        except duckdb.CatalogException:
+            return ModelSettings.from_config()
+    return ModelSettings.from_rows(rows)
 
 
 def base_tables(db: duckdb.DuckDBPyConnection, schema: str) -> dict[str, list[tuple[str, str]]]:
@@ -91,7 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "SKYPREP_DBT_DUCKDB_PATH": str(args.database.resolve()),
         "SKYPREP_DBT_SCHEMA": DBT_SCHEMA,
     }
-    dbt_vars = yaml.safe_dump(settings_vars(ModelSettings.from_config()), default_flow_style=True)
+    dbt_vars = yaml.safe_dump(
+        settings_vars(runner_settings(args.database)), default_flow_style=True
+    )
     for command in (["deps"], ["build", "--vars", dbt_vars]):
         print(f"== dbt {' '.join(command)}", flush=True)
         done = subprocess.run([args.dbt, *command], cwd=PROJECT, env=env, check=False)

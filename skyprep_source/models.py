@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.resources
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
@@ -108,6 +108,16 @@ class ModelSettings:
             tags = [tags]
         return cls(
             course_ids, tuple(str(t) for t in tags), {str(k): str(v) for k, v in dimensions.items()}
+        )
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Sequence[Any]]) -> ModelSettings:
+        """The settings a `model_settings` relation holds (the inverse of `rows`)."""
+        rows = list(rows)
+        return cls(
+            tuple(int(value) for setting, _, value in rows if setting == "required_course_id"),
+            tuple(str(value) for setting, _, value in rows if setting == "required_course_tag"),
+            {str(name): str(value) for setting, name, value in rows if setting == "org_dimension"},
         )
 
     def rows(self) -> list[tuple[str, str | None, str]]:
