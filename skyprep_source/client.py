@@ -25,6 +25,7 @@ import orjson
 import requests
 import urllib3
 
+from skyprep_source.catalogue import READ_ROUTES as CATALOGUE_READ_ROUTES
 from skyprep_source.errors import (
     CREDENTIALS_HINT,
     SkyPrepAPIError,
@@ -40,52 +41,9 @@ logger = logging.getLogger("skyprep_source")
 
 DEFAULT_BASE_URL = "https://api.skyprep.io/admin/api"
 
-# Routes that only read. Anything else is refused before a byte leaves the machine.
-# `generate_async_report` / `get_async_report` / `get_report` render reports from existing data:
-# they create a report job, never touch users, courses or progress.
-READ_ROUTES: frozenset[str] = frozenset(
-    {
-        "test_connection",
-        "get_users",
-        "get_user",
-        "get_user_courses",
-        "get_power_users",
-        "get_user_roles",
-        "get_datasets",
-        "get_courses",
-        "get_course",
-        "get_user_course_status",
-        "get_user_groups",
-        "get_user_group",
-        "get_user_group_enrollments_for_user",
-        "get_manager_permissions_from_user_group",
-        "get_learning_paths",
-        "get_learning_path",
-        "get_instructor_led_trainings",
-        "get_instructor_led_training",
-        "get_instructor_led_training_timeslot",
-        "get_instructor_led_training_timeslots",
-        "get_instructor_led_training_timeslot_registrations",
-        "get_course_progresses",
-        "get_course_progress",
-        "get_course_item_progress",
-        "get_report",
-        "generate_async_report",
-        "get_async_report",
-        "get_saved_advanced_reports",
-        "get_saved_advanced_report",
-        "get_user_gamification_balance",
-        "get_skills",
-        "get_skill",
-        "get_user_skill_balances_and_competencies",
-        "get_competencies",
-        "get_competency",
-        "get_program",
-        "get_data",
-        "get_materials",
-        "get_payments",
-    }
-)
+# Routes that only read (derived from the catalogue). Anything else is refused before a byte
+# leaves the machine.
+READ_ROUTES = CATALOGUE_READ_ROUTES
 # a list that moves under the pager is re-read; this many passes, then the run fails
 MAX_LIST_PASSES = 3
 # Named "get_" but with side effects: they mint login keys, auto-create users, mint OTP keys.
