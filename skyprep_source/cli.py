@@ -18,20 +18,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from skyprep_source.job import (
-    ANALYTICS_DATASET_NAME,
-    DATASET_NAME,
-    PIPELINE_NAME,
-    ExitCode,
-    RunOptions,
-    check_connection,
-    configured_secrets,
-    describe_failure,
-    format_traceback,
-    rebuild_models,
-    run_load,
-)
-from skyprep_source.settings import InvalidSetting, parse_requests_per_minute
+from skyprep_source import ANALYTICS_DATASET_NAME, DATASET_NAME, PIPELINE_NAME
+from skyprep_source.exit_codes import ExitCode
 
 COMMANDS = ("run", "check", "models")
 
@@ -39,6 +27,8 @@ COMMANDS = ("run", "check", "models")
 def requests_per_minute(value: str) -> int | None:
     """`--requests-per-minute`: a positive integer, or `off` for no client-side budget (the
     same values as the `requests_per_minute` setting)."""
+    from skyprep_source.settings import InvalidSetting, parse_requests_per_minute
+
     try:
         return parse_requests_per_minute(value)
     except InvalidSetting:
@@ -181,6 +171,17 @@ def source_options(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `skyprep` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    # the job (dlt, pyarrow) loads only now: `skyprep --help` answers without it
+    from skyprep_source.job import (
+        RunOptions,
+        check_connection,
+        configured_secrets,
+        describe_failure,
+        format_traceback,
+        rebuild_models,
+        run_load,
+    )
+
     quiet = bool(getattr(args, "quiet", False)) and not args.verbose
     logging.basicConfig(
         stream=sys.stderr,
