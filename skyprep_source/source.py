@@ -127,8 +127,8 @@ def skyprep(
         timeslots_lookback_days: days of instructor-led timeslots re-read before the last
             run's date (attendance is marked after the session).
         timeslots_horizon_days: how far ahead scheduled timeslots are read.
-        per_user_resources: opt-in, one call per user each: `user_gamification_balances`,
-            `user_skill_balances` (with `user_competencies_achieved`).
+        per_user_resources: opt-in tables that cost one call per user each: the catalogue's
+            tables with `enabled_by="per_user_resources"` (docs/routes.md lists them).
         course_item_progress_course_ids: opt-in `course_item_progresses` for these courses
             (one call per enrolled user and course item).
         manager_permission_pairs: opt-in `manager_permissions` for these
