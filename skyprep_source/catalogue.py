@@ -387,6 +387,20 @@ TABLES: dict[str, TableSpec] = _specs(
         kept="loaded with `user_skill_balances`",
     ),
     TableSpec(
+        "user_courses",
+        "get_user_courses",
+        schemas.USER_COURSES,
+        kind="per_user",
+        primary_key=("user_id", "course_id"),
+        parent="users",
+        enabled_by="per_user_resources",
+        id_param="user_id",
+        unpack="each course of the list",
+        answers="list",
+        id_as="course_id",
+        per="user",
+    ),
+    TableSpec(
         "course_item_progresses",
         "get_course_item_progress",
         schemas.COURSE_ITEM_PROGRESSES,
@@ -442,7 +456,6 @@ EXTRA_READ_ROUTES: frozenset[str] = frozenset(
         "get_instructor_led_training_timeslot",
         "get_user_course_status",
         "get_user_group_enrollments_for_user",
-        "get_user_courses",
         "get_report",
         "get_async_report",
     }

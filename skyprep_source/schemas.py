@@ -348,6 +348,12 @@ USER_COMPETENCIES_ACHIEVED = EntitySchema(
     {"user_id": "id", "competency_id": "id", "achieved_at": "timestamp"},
 )
 
+# get_user_courses: the courses a user is enrolled in (directly, through groups and bundles)
+USER_COURSES = EntitySchema(
+    "user_courses",
+    {"user_id": "id", "course_id": "id", **{k: v for k, v in COURSES.fields.items() if k != "id"}},
+)
+
 COURSE_ITEM_PROGRESSES = EntitySchema(
     "course_item_progresses",
     {
@@ -412,6 +418,7 @@ ENTITY_SCHEMAS: dict[str, EntitySchema] = {
         USER_GAMIFICATION_BALANCES,
         USER_SKILL_BALANCES,
         USER_COMPETENCIES_ACHIEVED,
+        USER_COURSES,
         COURSE_ITEM_PROGRESSES,
         MANAGER_PERMISSIONS,
     )

@@ -416,6 +416,32 @@ def test_per_user_resources_call_once_per_user_and_load_balances_and_competencie
     assert "users" not in warehouse.tables(), "users only fed the fan-out"
 
 
+def test_user_courses_call_once_per_user_and_load_each_users_courses_once(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
+) -> None:
+    world = sandbox.world
+    expected = {
+        (uid, course["id"])
+        for uid in world.users.ids()
+        for course in world.records("get_user_courses", user_id=uid)
+    }
+    assert expected, "the tiny world enrolls someone"
+    warehouse = warehouse_for(sandbox)
+    warehouse.load("user_courses", per_user_resources=["user_courses"])
+    assert sandbox.stats()["calls"]["get_user_courses"] == len(world.users)
+    current = warehouse.current("user_courses")
+    assert ids(current, "user_id", "course_id") == expected
+    assert len(current) == len(expected), "unique on (user_id, course_id)"
+    types = warehouse.column_types("user_courses")
+    assert types["user_id"] == types["course_id"] == "BIGINT"
+    assert types["updated_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["active"] == "BOOLEAN"
+    assert "id" not in types, "the course's id is course_id"
+    versions = len(warehouse.all_versions("user_courses"))
+    warehouse.load("user_courses", per_user_resources=["user_courses"])
+    assert len(warehouse.all_versions("user_courses")) == versions, "a rerun rewrites nothing"
+
+
 def test_manager_permissions_load_for_the_listed_pairs_with_flags_as_booleans(
     sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
 ) -> None:
