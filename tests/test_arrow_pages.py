@@ -19,8 +19,9 @@ from skyprep_sandbox import Sandbox
 from skyprep_source import arrow_pages
 from skyprep_source.arrow_pages import MAX_MISSES, ArrowPages
 from skyprep_source.catalogue import LIST_KINDS, TABLES
-from skyprep_source.client import JSON_ROWS, SkyPrepClient, key_of
+from skyprep_source.client import SkyPrepClient
 from skyprep_source.normalize import records_to_table
+from skyprep_source.pager import JSON_ROWS, key_of
 from skyprep_source.schemas import COURSE_PROGRESSES, COURSES, PAYMENTS, USERS, EntitySchema
 
 

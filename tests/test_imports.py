@@ -114,7 +114,7 @@ LAYERS: dict[str, int] = {
     ),
     **dict.fromkeys(("read_ahead", "run_lock", "resume", ""), 0),
     **dict.fromkeys(("catalogue", "routes_doc"), 1),
-    "client": 2,
+    **dict.fromkeys(("client", "pager"), 2),
     **dict.fromkeys(("normalize", "arrow_pages", "reports", "retirement", "arrow_items"), 3),
     **dict.fromkeys(("core_resources", "account_resources", "async_reports"), 4),
     "source": 5,
