@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from skyprep_source.catalogue import TableSpec
+from skyprep_source.catalogue import TABLES, TableSpec
 from skyprep_source.errors import (
     SkyPrepCredentialsError,
     SkyPrepError,
@@ -49,15 +49,9 @@ logger = logging.getLogger("skyprep_source")
 CORE_RESOURCES: frozenset[str] = frozenset({"users", "courses", "course_progresses"})
 
 # table -> (single-record route, its id parameter): how a candidate for retirement is confirmed
+# (the catalogue's `confirm`)
 CONFIRM_ROUTES: dict[str, tuple[str, str]] = {
-    "users": ("get_user", "user_id"),
-    "courses": ("get_course", "course_id"),
-    "course_progresses": ("get_course_progress", "course_progress_id"),
-    "user_groups": ("get_user_group", "user_group_id"),
-    "learning_paths": ("get_learning_path", "learning_path_id"),
-    "instructor_led_trainings": ("get_instructor_led_training", "instructor_led_training_id"),
-    "skills": ("get_skill", "skill_id"),
-    "competencies": ("get_competency", "competency_id"),
+    spec.name: spec.confirm for spec in TABLES.values() if spec.confirm
 }
 # fields a single-record answer adds to the list's record (members, leaderboards): dropped, so
 # a confirmed record hashes as its list record does
