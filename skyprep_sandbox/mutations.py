@@ -1,8 +1,9 @@
 """The mutating routes of the reference, so tests can change the world over HTTP.
 
 Each handler is named after its route (the reference's parameters, the reference's answer).
-Each one is registered with `mutating=True`: the request log then shows when a client
-called one (the source must never).
+Importing this module registers nothing: the server calls `register_mutating_routes()`, which
+adds every handler here to the route table with `mutating=True` (the request log then shows
+when a client called one; the source must never).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from skyprep_sandbox.records import PROGRESS_STATUSES
 from skyprep_sandbox.routes import (
     SUCCESS,
     Answer,
+    Handler,
     RouteContext,
     RouteError,
     id_list,
@@ -28,6 +30,26 @@ from skyprep_sandbox.routes import (
     user_from,
 )
 from skyprep_sandbox.world import World
+
+# route -> handler, collected by `mutation` (registered by `register_mutating_routes`)
+MUTATIONS: dict[str, Handler] = {}
+
+
+def mutation(name: str) -> Any:
+    """Collect a mutating route's handler (nothing is registered yet)."""
+
+    def collect(handler: Handler) -> Handler:
+        MUTATIONS[name] = handler
+        return handler
+
+    return collect
+
+
+def register_mutating_routes() -> None:
+    """Add every handler of this module to the sandbox's route table, marked mutating."""
+    for name, handler in MUTATIONS.items():
+        route(name, mutating=True)(handler)
+
 
 USER_FIELDS = (
     "first_name",
@@ -52,7 +74,7 @@ def _user_fields(params: dict[str, str]) -> dict[str, Any]:
     return fields
 
 
-@route("create_user", mutating=True)
+@mutation("create_user")
 def create_user(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     email = required(params, "email")
     if email.lower() in world.user_by_email:
@@ -71,7 +93,7 @@ def create_user(world: World, params: dict[str, str], ctx: RouteContext) -> Answ
     return json_answer(record)
 
 
-@route("update_user", mutating=True)
+@mutation("update_user")
 def update_user(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     uid = user_from(world, params)
     fields = _user_fields(params)
@@ -81,13 +103,13 @@ def update_user(world: World, params: dict[str, str], ctx: RouteContext) -> Answ
     return json_answer(world.update_user(uid, fields))
 
 
-@route("destroy_user", mutating=True)
+@mutation("destroy_user")
 def destroy_user(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     world.destroy_user(user_from(world, params))
     return Answer(SUCCESS)
 
 
-@route("create_course", mutating=True)
+@mutation("create_course")
 def create_course(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     active = params.get("active", "true").lower() in ("true", "1", "yes")
     record = world.add_course(
@@ -99,7 +121,7 @@ def create_course(world: World, params: dict[str, str], ctx: RouteContext) -> An
     return json_answer({**record, "id": str(record["id"])})  # the reference answers a string id
 
 
-@route("update_course", mutating=True)
+@mutation("update_course")
 def update_course(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     cid = world.course_id_for(required(params, "course_id"))
     fields = {
@@ -111,20 +133,20 @@ def update_course(world: World, params: dict[str, str], ctx: RouteContext) -> An
     return Answer(SUCCESS)
 
 
-@route("destroy_course", mutating=True)
+@mutation("destroy_course")
 def destroy_course(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     world.destroy_course(world.course_id_for(required(params, "course_id")))
     return Answer(SUCCESS)
 
 
-@route("enroll_user_in_course", mutating=True)
+@mutation("enroll_user_in_course")
 def enroll_user_in_course(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     uid = user_from(world, params)
     world.enroll(uid, world.course_id_for(required(params, "course_id")))
     return Answer(SUCCESS)
 
 
-@route("enroll_user_in_courses", mutating=True)
+@mutation("enroll_user_in_courses")
 def enroll_user_in_courses(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     uid = user_from(world, params)
     for cid in id_list(required(params, "course_ids")):
@@ -132,7 +154,7 @@ def enroll_user_in_courses(world: World, params: dict[str, str], ctx: RouteConte
     return Answer(SUCCESS)
 
 
-@route("remove_user_from_course", mutating=True)
+@mutation("remove_user_from_course")
 def remove_user_from_course(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     uid = user_from(world, params)
     pid = world.progress_for(uid, world.course_id_for(required(params, "course_id")))
@@ -142,7 +164,7 @@ def remove_user_from_course(world: World, params: dict[str, str], ctx: RouteCont
     return Answer(SUCCESS)
 
 
-@route("mass_enroll", mutating=True)
+@mutation("mass_enroll")
 def mass_enroll(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     emails = [e.strip() for e in params.get("user_emails", "").split(",") if e.strip()]
     user_ids = [world.user_id_for(email=e) for e in emails]
@@ -156,7 +178,7 @@ def mass_enroll(world: World, params: dict[str, str], ctx: RouteContext) -> Answ
     return Answer(SUCCESS)
 
 
-@route("update_course_progress", mutating=True)
+@mutation("update_course_progress")
 def update_course_progress(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     pid = int_param(params, "course_progress_id")
     status = required(params, "set_status").lower()
@@ -168,7 +190,7 @@ def update_course_progress(world: World, params: dict[str, str], ctx: RouteConte
     return Answer(SUCCESS)
 
 
-@route("destroy_course_progress", mutating=True)
+@mutation("destroy_course_progress")
 def destroy_course_progress(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     pid = int_param(params, "course_progress_id")
     if pid is None or pid not in world.progresses:
@@ -177,12 +199,12 @@ def destroy_course_progress(world: World, params: dict[str, str], ctx: RouteCont
     return Answer(SUCCESS)
 
 
-@route("set_course_item_progress", mutating=True)
+@mutation("set_course_item_progress")
 def set_course_item_progress(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     return Answer(SUCCESS)
 
 
-@route("create_user_group", mutating=True)
+@mutation("create_user_group")
 def create_user_group(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     record = world.add_user_group(
         name=required(params, "name"),
@@ -200,31 +222,31 @@ def _group_id(world: World, params: dict[str, str]) -> int:
     return gid
 
 
-@route("update_user_group", mutating=True)
+@mutation("update_user_group")
 def update_user_group(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     world.update_user_group(_group_id(world, params), params)
     return Answer(SUCCESS)
 
 
-@route("destroy_user_group", mutating=True)
+@mutation("destroy_user_group")
 def destroy_user_group(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     world.destroy_user_group(_group_id(world, params))
     return Answer(SUCCESS)
 
 
-@route("enroll_user_in_user_group", mutating=True)
+@mutation("enroll_user_in_user_group")
 def enroll_user_in_user_group(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     world.add_group_member(_group_id(world, params), user_from(world, params))
     return Answer(SUCCESS)
 
 
-@route("remove_user_from_user_group", mutating=True)
+@mutation("remove_user_from_user_group")
 def remove_user_from_user_group(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     world.remove_group_member(_group_id(world, params), user_from(world, params))
     return Answer(SUCCESS)
 
 
-@route("add_course_to_user_group", mutating=True)
+@mutation("add_course_to_user_group")
 def add_course_to_user_group(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     world.add_group_course(
         _group_id(world, params), world.course_id_for(required(params, "course_id"))
@@ -232,7 +254,7 @@ def add_course_to_user_group(world: World, params: dict[str, str], ctx: RouteCon
     return Answer(SUCCESS)
 
 
-@route("remove_course_from_user_group", mutating=True)
+@mutation("remove_course_from_user_group")
 def remove_course_from_user_group(
     world: World, params: dict[str, str], ctx: RouteContext
 ) -> Answer:
@@ -259,7 +281,7 @@ def _touch_path(world: World, lid: int, change: Any) -> None:
     world.changed()
 
 
-@route("create_learning_path", mutating=True)
+@mutation("create_learning_path")
 def create_learning_path(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     lid = world.next_id("learning_path")
     record = {
@@ -276,7 +298,7 @@ def create_learning_path(world: World, params: dict[str, str], ctx: RouteContext
     return json_answer({**record, "id": str(lid)})
 
 
-@route("update_learning_path", mutating=True)
+@mutation("update_learning_path")
 def update_learning_path(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     lid = _path_id(world, params)
     _touch_path(
@@ -287,7 +309,7 @@ def update_learning_path(world: World, params: dict[str, str], ctx: RouteContext
     return Answer(SUCCESS)
 
 
-@route("destroy_learning_path", mutating=True)
+@mutation("destroy_learning_path")
 def destroy_learning_path(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     world.learning_paths.delete(_path_id(world, params))
     world.changed()
@@ -311,16 +333,10 @@ def _list_edit(field_name: str, param: str, add: bool) -> Any:
     return handler
 
 
-route("add_course_to_learning_path", mutating=True)(_list_edit("course_ids", "course_id", True))
-route("remove_course_from_learning_path", mutating=True)(
-    _list_edit("course_ids", "course_id", False)
-)
-route("add_group_to_learning_path", mutating=True)(
-    _list_edit("user_group_ids", "user_group_id", True)
-)
-route("remove_group_from_learning_path", mutating=True)(
-    _list_edit("user_group_ids", "user_group_id", False)
-)
+mutation("add_course_to_learning_path")(_list_edit("course_ids", "course_id", True))
+mutation("remove_course_from_learning_path")(_list_edit("course_ids", "course_id", False))
+mutation("add_group_to_learning_path")(_list_edit("user_group_ids", "user_group_id", True))
+mutation("remove_group_from_learning_path")(_list_edit("user_group_ids", "user_group_id", False))
 
 
 # --------------------------------------------------------------------- catalog (accepted, no state)
@@ -329,11 +345,11 @@ for _name in (
     "remove_course_or_learning_path_from_catalog",
     "update_catalog_enrollments",
 ):
-    route(_name, mutating=True)(lambda world, params, ctx: Answer(SUCCESS))
+    mutation(_name)(lambda world, params, ctx: Answer(SUCCESS))
 
 
 # --------------------------------------------------------------------- instructor-led trainings
-@route("create_instructor_led_training_timeslot", mutating=True)
+@mutation("create_instructor_led_training_timeslot")
 def create_timeslot(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     iid = int(required(params, "instructor_led_training_id"))
     if iid not in world.ilts:
@@ -358,7 +374,7 @@ def create_timeslot(world: World, params: dict[str, str], ctx: RouteContext) -> 
     return json_answer({**record, "id": str(tid)})
 
 
-@route("update_instructor_led_training_timeslot", mutating=True)
+@mutation("update_instructor_led_training_timeslot")
 def update_timeslot(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     tid = int(required(params, "instructor_led_training_timeslot_id"))
     if tid not in world.timeslots:
@@ -375,7 +391,7 @@ def update_timeslot(world: World, params: dict[str, str], ctx: RouteContext) -> 
     return json_answer(record)
 
 
-@route("delete_instructor_led_training_timeslot", mutating=True)
+@mutation("delete_instructor_led_training_timeslot")
 def delete_timeslot(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     if not world.timeslots.delete(int(required(params, "instructor_led_training_timeslot_id"))):
         raise RouteError(404, "instructor led training timeslot not found")
@@ -383,7 +399,7 @@ def delete_timeslot(world: World, params: dict[str, str], ctx: RouteContext) -> 
     return Answer(SUCCESS)
 
 
-@route("create_instructor_led_training_timeslot_registrations", mutating=True)
+@mutation("create_instructor_led_training_timeslot_registrations")
 def create_registration(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     tid = int(required(params, "instructor_led_training_timeslot_id"))
     if tid not in world.timeslots:
@@ -402,7 +418,7 @@ def create_registration(world: World, params: dict[str, str], ctx: RouteContext)
     return json_answer({**record, "id": str(rid)})
 
 
-@route("update_instructor_led_training_timeslot_registration", mutating=True)
+@mutation("update_instructor_led_training_timeslot_registration")
 def update_registration(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     rid = int(required(params, "instructor_led_training_timeslot_registration_id"))
     if rid not in world.registrations:
@@ -417,7 +433,7 @@ def update_registration(world: World, params: dict[str, str], ctx: RouteContext)
     return json_answer({"instructor_led_training_timeslot_registration_id": str(rid), **record})
 
 
-@route("destroy_instructor_led_training_timeslot_registrations", mutating=True)
+@mutation("destroy_instructor_led_training_timeslot_registrations")
 def destroy_registrations(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     for rid in id_list(required(params, "instructor_led_training_timeslot_registration_ids")):
         world.registrations.delete(rid)
@@ -426,7 +442,7 @@ def destroy_registrations(world: World, params: dict[str, str], ctx: RouteContex
 
 
 # --------------------------------------------------------------------- power users, managers
-@route("create_or_update_power_users", mutating=True)
+@mutation("create_or_update_power_users")
 def create_or_update_power_users(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     role_id = int(required(params, "user_role_id"))
     dataset_ids = id_list(params.get("dataset_ids"))
@@ -443,7 +459,7 @@ def create_or_update_power_users(world: World, params: dict[str, str], ctx: Rout
     return json_answer(answered)
 
 
-@route("destroy_power_user", mutating=True)
+@mutation("destroy_power_user")
 def destroy_power_user(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     world.power_users.pop(user_from(world, params), None)
     world.changed()
@@ -471,7 +487,7 @@ def _flags(params: dict[str, str], current: dict[str, str] | None) -> dict[str, 
     return flags  # booleans as strings, as the reference shows
 
 
-@route("assign_manager_to_user_group", mutating=True)
+@mutation("assign_manager_to_user_group")
 def assign_manager_to_user_group(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     gid, uid = _group_id(world, params), user_from(world, params)
     world.manager_permissions[(gid, uid)] = _flags(params, None)
@@ -479,7 +495,7 @@ def assign_manager_to_user_group(world: World, params: dict[str, str], ctx: Rout
     return json_answer(manager_answer(world, gid, uid, world.manager_permissions[(gid, uid)]))
 
 
-@route("update_manager_permissions_in_user_group", mutating=True)
+@mutation("update_manager_permissions_in_user_group")
 def update_manager_permissions(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     gid, uid = _group_id(world, params), user_from(world, params)
     current = world.manager_permissions.get((gid, uid))
@@ -490,7 +506,7 @@ def update_manager_permissions(world: World, params: dict[str, str], ctx: RouteC
     return json_answer(manager_answer(world, gid, uid, world.manager_permissions[(gid, uid)]))
 
 
-@route("remove_manager_from_user_group", mutating=True)
+@mutation("remove_manager_from_user_group")
 def remove_manager_from_user_group(
     world: World, params: dict[str, str], ctx: RouteContext
 ) -> Answer:
@@ -501,7 +517,7 @@ def remove_manager_from_user_group(
 
 
 # --------------------------------------------------------------------- gamification, skills
-@route("create_gamification_transaction", mutating=True)
+@mutation("create_gamification_transaction")
 def create_gamification_transaction(
     world: World, params: dict[str, str], ctx: RouteContext
 ) -> Answer:
@@ -524,7 +540,7 @@ def create_gamification_transaction(
     )
 
 
-@route("create_skill_transaction", mutating=True)
+@mutation("create_skill_transaction")
 def create_skill_transaction(world: World, params: dict[str, str], ctx: RouteContext) -> Answer:
     uid = user_from(world, params)
     sid = int(required(params, "skill_id"))

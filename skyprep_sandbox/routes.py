@@ -12,14 +12,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from skyprep_sandbox.errors import RecordNotFound
 from skyprep_sandbox.formats import DAY, date_en, parse_any
 from skyprep_sandbox.records import PROGRESS_STATUSES
 from skyprep_sandbox.reports import ASYNC_REPORT_TYPES, saved_report_csv
-from skyprep_sandbox.world import RecordNotFound, World
+
+if TYPE_CHECKING:
+    from skyprep_sandbox.world import World
 
 SUCCESS = b'{"message":"success"}'
 
@@ -59,7 +62,7 @@ class RouteContext:
     async_report_pending_polls: int = 1
 
 
-Handler = Callable[[World, dict[str, str], RouteContext], "Answer | ListAnswer"]
+Handler = Callable[["World", dict[str, str], RouteContext], "Answer | ListAnswer"]
 ROUTES: dict[str, Handler] = {}
 #: Routes that change the world (the source must never call them).
 MUTATING: set[str] = set()

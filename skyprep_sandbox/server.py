@@ -22,9 +22,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-import skyprep_sandbox.mutations  # noqa: F401  (registers the mutating routes)
 from skyprep_sandbox.drift import drift_delete, drift_insert
 from skyprep_sandbox.faults import Fault, FaultPlan
+from skyprep_sandbox.mutations import register_mutating_routes
 from skyprep_sandbox.routes import (
     MUTATING,
     ROUTES,
@@ -36,6 +36,8 @@ from skyprep_sandbox.routes import (
 )
 from skyprep_sandbox.world import RecordNotFound, World
 
+# the read routes register where they are defined (routes.py); the mutating ones here, once
+register_mutating_routes()
 API_PREFIX = "/admin/api/"
 CONTROL_PREFIX = "/_sandbox/"
 SECRET_PARAMS = ("api_key", "acct_key")

@@ -19,6 +19,7 @@ from typing import Any, TypeVar, cast
 
 import orjson
 
+from skyprep_sandbox.errors import RecordNotFound
 from skyprep_sandbox.formats import DAY, from_epoch, parse_any, to_epoch, ts_iso
 from skyprep_sandbox.records import (
     course_record,
@@ -69,10 +70,6 @@ def _locked(method: F) -> F:
             return method(self, *args, **kwargs)
 
     return cast(F, wrapper)
-
-
-class RecordNotFound(LookupError):
-    """A mutation or lookup named a record that does not exist."""
 
 
 class World:
@@ -187,6 +184,7 @@ class World:
 
     def records(self, route: str, **params: Any) -> list[dict[str, Any]]:
         """All records a list route answers (as dicts, exactly as served), with its filters."""
+        # imported here: the routes are built over the world (they never import it back)
         from skyprep_sandbox.routes import list_route_items
 
         with self.lock:

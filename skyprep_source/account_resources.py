@@ -1,8 +1,8 @@
 """The rest of the read API: learning paths, classroom training, competencies held, the account.
 
 The plain list routes (learning paths, instructor-led trainings, materials, power users, user
-roles, datasets) are snapshot entries of the catalogue and need nothing here. This module wires
-the ones that are not a plain list:
+roles, datasets) are snapshot entries of the catalogue and need nothing here. This module holds
+the builders of the tables that are not a plain list (`source.BUILDERS` picks them by kind):
 
 - rows unpacked from a parent's records (`learning_path_courses`, `learning_path_user_groups`);
 - a server-side date window (`instructor_led_training_timeslots`, with a lookback);
@@ -10,14 +10,15 @@ the ones that are not a plain list:
 - one object (`program`) and a history row per run (`platform_counts`);
 - the opt-in resources that cost one call per user or per record (off unless asked for).
 
-Every resource reuses the source's client, normaliser and scd2 conventions (`source.py`).
+Every resource reuses the run's client, the pages -> Arrow conventions (`arrow_items`) and the
+scd2 conventions of the catalogue.
 See docs/routes.md for which route feeds which table.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -26,18 +27,17 @@ import dlt
 import orjson
 import pyarrow as pa
 from dlt.extract.resource import DltResource
-from sqlglot import exp
 
+from skyprep_source.arrow_items import json_hints, page_to_table, record_ids
+from skyprep_source.catalogue import PER_USER_RESOURCES, TABLES, WHOLE_TABLE, TableSpec
 from skyprep_source.client import SkyPrepClient, key_of
-from skyprep_source.endpoints import ENDPOINTS, Endpoint
-from skyprep_source.errors import SkyPrepAPIError
+from skyprep_source.errors import SkyPrepAPIError, unless_vanished
 from skyprep_source.retirement import RetirementPolicy, RunReport, guarded_fan_out, isolated
 from skyprep_source.schemas import PLATFORM_COUNT_TYPES
+from skyprep_source.scopes import ids_in, utc_day_range_sql
 
 logger = logging.getLogger("skyprep_source")
 
-# the opt-in resources that fan out over every user (one call per user each)
-PER_USER_RESOURCES: tuple[str, ...] = ("user_gamification_balances", "user_skill_balances")
 # the timeslot window's first start when nothing was loaded yet (the route wants a date)
 FIRST_TIMESLOT_DATE = "2000-01-01"
 
@@ -94,55 +94,27 @@ def read_api_options(
     )
 
 
-def read_api_resources(
-    client: SkyPrepClient,
-    snapshots: Mapping[str, DltResource],
-    options: ReadApiOptions,
-    report: RunReport | None = None,
-    policy: RetirementPolicy | None = None,
-) -> list[DltResource]:
-    """The resources of this module, fed by the source's snapshot resources where they fan out.
+def use_run(report: RunReport | None = None, policy: RetirementPolicy | None = None) -> None:
+    """The run's report and retirement policy, for the resources built next.
 
-    Opt-in resources are created only when asked for: absent, they cannot be selected by
-    mistake and cost nothing. Each is isolated (retirement.isolated): one that fails after
-    its retries is skipped, its table retiring nothing, unless `policy.all_or_nothing`.
+    Opt-in resources are created only when asked for (the catalogue's `enabled_by`): absent,
+    they cannot be selected by mistake and cost nothing. Each is isolated
+    (retirement.isolated): one that fails after its retries is skipped, its table retiring
+    nothing, unless `policy.all_or_nothing`.
     """
     _isolation.update(report=report or RunReport(), policy=policy or RetirementPolicy())
-    timeslots = timeslots_resource(client, options)
-    resources = [
-        *learning_path_bridge_resources(snapshots["learning_paths"]),
-        timeslots,
-        timeslot_registrations_resource(client, timeslots),
-        competency_awards_resource(client, snapshots["competencies"]),
-        skill_leaderboards_resource(client, snapshots["skills"]),
-        program_resource(client),
-        platform_counts_resource(client),
-    ]
-    if "user_gamification_balances" in options.per_user_resources:
-        resources.append(user_gamification_balances_resource(client, snapshots["users"]))
-    if "user_skill_balances" in options.per_user_resources:
-        resources.append(user_skill_balances_resource(client, snapshots["users"]))
-    if options.course_item_progress_course_ids:
-        resources.append(
-            course_item_progresses_resource(client, options.course_item_progress_course_ids)
-        )
-    if options.manager_permission_pairs:
-        resources.append(manager_permissions_resource(client, options.manager_permission_pairs))
-    return resources
 
 
 # ---- shared pieces (the source's own conventions) -----------------------------------------
 
-# the run's report and policy, set by read_api_resources (resources are built right after)
+# the run's report and policy, set by use_run (resources are built right after)
 _isolation: dict[str, Any] = {}
-# parents whose last item tells their transformers the snapshot is complete (source.py)
-_SNAPSHOT_PARENTS = ("learning_paths", "competencies", "skills", "users")
 
 
 def _isolated(
     name: str,
     read: Any,
-    endpoint: Endpoint | None,
+    endpoint: TableSpec | None,
     parent: str | None = None,
     hold_keys: tuple[str, ...] | None = None,
 ) -> Any:
@@ -152,7 +124,8 @@ def _isolated(
     policy = _isolation.get("policy") or RetirementPolicy()
     empty = (lambda: _rows_to_item([], endpoint)) if endpoint is not None else None
     # the guard holds by the primary key: not for a resource held by other keys
-    guarded = parent in _SNAPSHOT_PARENTS and not hold_keys
+    # (a snapshot parent's last item tells its transformers the snapshot is complete)
+    guarded = parent is not None and TABLES[parent].kind == "snapshot" and not hold_keys
     if guarded and parent and endpoint is not None and empty is not None:
         read = guarded_fan_out(endpoint, parent, read, report, policy, empty)
     return isolated(
@@ -167,31 +140,12 @@ def _isolated(
     )
 
 
-def _core() -> Any:
-    # imported late: source.py imports this module inside skyprep()
-    from skyprep_source import source
-
-    return source
+def _scd2(endpoint: TableSpec, scope: str | None = None) -> Any:
+    return endpoint.write_disposition(scope or WHOLE_TABLE)
 
 
-def _scd2(endpoint: Endpoint, scope: str | None = None) -> Any:
-    return endpoint.write_disposition(scope or _core().WHOLE_TABLE)
-
-
-def _json_hints(endpoint: Endpoint) -> list[dict[str, Any]]:
-    return [
-        {"name": name, "data_type": "json"}
-        for name, kind in endpoint.schema.fields.items()
-        if kind == "json"
-    ]
-
-
-def _rows_to_item(rows: Sequence[dict[str, Any]], endpoint: Endpoint) -> Any:
-    return _core().page_to_table(rows, endpoint)
-
-
-def _ids(table: pa.Table, column: str = "id") -> list[int]:
-    return [i for i in table.column(column).to_pylist() if i is not None]
+def _rows_to_item(rows: Sequence[dict[str, Any]], endpoint: TableSpec) -> Any:
+    return page_to_table(rows, endpoint)
 
 
 def _object(answer: Any, route: str, what: str) -> dict[str, Any]:
@@ -218,39 +172,29 @@ def _id_list(value: Any) -> list[Any]:
 # ---- learning paths: their courses and groups -----------------------------------------------
 
 
-def learning_path_bridge_resources(learning_paths: DltResource) -> list[DltResource]:
-    """`learning_path_courses` and `learning_path_user_groups`, unpacked from the arrays
-    (`course_ids`, `user_group_ids`) of the learning paths list: no call of their own."""
-    return [
-        _bridge_resource(learning_paths, "learning_path_courses", "course_ids", "course_id"),
-        _bridge_resource(
-            learning_paths, "learning_path_user_groups", "user_group_ids", "user_group_id"
-        ),
-    ]
+def bridge_resource(parent: DltResource, spec: TableSpec) -> DltResource:
+    """A derived table: (parent id, value) pairs unpacked from an id array of the parent's
+    records (`spec.unpack`, e.g. the `course_ids` of learning paths): no call of its own."""
+    array = spec.unpack or ""
+    parent_key, column = spec.primary_key
 
-
-def _bridge_resource(
-    learning_paths: DltResource, resource_name: str, array: str, column: str
-) -> DltResource:
-    endpoint = ENDPOINTS[resource_name]
-
-    def unpack(paths_page: pa.Table) -> Iterator[Any]:
-        if array not in paths_page.column_names:
+    def unpack(parent_page: pa.Table) -> Iterator[Any]:
+        if array not in parent_page.column_names:
             return
         rows: list[dict[str, Any]] = []
-        ids = paths_page.column("id").to_pylist()
-        arrays = paths_page.column(array).to_pylist()
-        for path_id, text in zip(ids, arrays, strict=True):
+        ids = parent_page.column("id").to_pylist()
+        arrays = parent_page.column(array).to_pylist()
+        for parent_id, text in zip(ids, arrays, strict=True):
             for value in dict.fromkeys(str(v) for v in _id_list(_load_json(text))):
-                rows.append({"learning_path_id": path_id, column: value})
+                rows.append({parent_key: parent_id, column: value})
         if rows:
-            yield _rows_to_item(rows, endpoint)
+            yield _rows_to_item(rows, spec)
 
     return dlt.transformer(
-        _isolated(resource_name, unpack, endpoint, "learning_paths"),
-        data_from=learning_paths,
-        name=resource_name,
-        write_disposition=_scd2(endpoint),
+        _isolated(spec.name, unpack, spec, spec.parent),
+        data_from=parent,
+        name=spec.name,
+        write_disposition=_scd2(spec),
     )
 
 
@@ -283,49 +227,12 @@ def timeslot_window(
     return start_text, (today + timedelta(days=horizon_days)).isoformat()
 
 
-def utc_day_range_sql(
-    column: str, first_day: date, end_day: date, dialect: str | None = None
-) -> str:
-    """`column >= first_day AND column < end_day`, both midnight UTC, as SQL of `dialect`
-    (default: the running pipeline's destination).
-
-    The bounds are timestamps with an explicit +00:00 offset cast to the destination's
-    time-zone-aware type (TIMESTAMPTZ, BigQuery's TIMESTAMP, ...): a bare date string would be
-    read in the session's time zone on PostgreSQL and DuckDB, so on a server not set to UTC the
-    scd2 scope would reach into the day before the window and retire sessions it never read.
-    """
-    dialect = dialect or _destination_dialect()
-
-    def midnight_utc(day: date) -> exp.Expr:
-        moment = datetime.combine(day, datetime.min.time(), timezone.utc)
-        text = exp.Literal.string(moment.isoformat(sep=" "))
-        return exp.cast(text, exp.DataType.build("timestamptz"))
-
-    column_sql = exp.column(column)
-    condition = exp.and_(
-        exp.GTE(this=column_sql, expression=midnight_utc(first_day)),
-        exp.LT(this=column_sql.copy(), expression=midnight_utc(end_day)),
-    )
-    return condition.sql(dialect=dialect)
-
-
-def _destination_dialect() -> str:
-    """The sqlglot dialect of the running pipeline's destination (DuckDB when there is none:
-    an extract without a destination)."""
-    try:
-        destination = dlt.current.pipeline().destination
-        dialect = destination.capabilities().sqlglot_dialect if destination else None
-    except Exception:  # no active pipeline, or a destination without capabilities
-        dialect = None
-    return str(dialect or "duckdb")
-
-
 def timeslots_resource(client: SkyPrepClient, options: ReadApiOptions) -> DltResource:
     """Timeslots in the `start_date`/`end_date` window since the last run (minus the lookback).
 
     scd2 scoped to the window: a timeslot inside the window that the API no longer lists is
     retired; timeslots outside it (older sessions) keep their last version."""
-    endpoint = ENDPOINTS["instructor_led_training_timeslots"]
+    endpoint = TABLES["instructor_led_training_timeslots"]
     key = key_of(*endpoint.primary_key)
 
     def read_timeslots() -> Iterator[Any]:
@@ -348,10 +255,10 @@ def timeslots_resource(client: SkyPrepClient, options: ReadApiOptions) -> DltRes
         state["last_run_date"] = today.isoformat()
 
     return dlt.resource(
-        _isolated(endpoint.resource, read_timeslots, endpoint),
-        name=endpoint.resource,
+        _isolated(endpoint.name, read_timeslots, endpoint),
+        name=endpoint.name,
         write_disposition=_scd2(endpoint),
-        columns=_json_hints(endpoint),
+        columns=json_hints(endpoint),
     )
 
 
@@ -361,7 +268,7 @@ def timeslot_registrations_resource(client: SkyPrepClient, timeslots: DltResourc
     scd2 with `instructor_led_training_timeslot_id` as merge key: the registrations of a
     re-read timeslot are compared in full (a cancelled registration is retired), those of
     timeslots outside the window stay as they are."""
-    endpoint = ENDPOINTS["instructor_led_training_timeslot_registrations"]
+    endpoint = TABLES["instructor_led_training_timeslot_registrations"]
     key = key_of(*endpoint.primary_key)
     merge_key = "instructor_led_training_timeslot_id"
     # stated on every item: a transformer's items inherit the hints of the items it was fed
@@ -369,30 +276,26 @@ def timeslot_registrations_resource(client: SkyPrepClient, timeslots: DltResourc
     hints = dlt.mark.make_hints(write_disposition=_scd2_by_key(endpoint), merge_key=merge_key)
 
     def registrations(timeslots_page: Any) -> Iterator[Any]:
-        for timeslot_id in _ids(_as_table(timeslots_page)):
+        for timeslot_id in record_ids(_as_table(timeslots_page)):
             params = {"instructor_led_training_timeslot_id": timeslot_id}
-            try:
+            with unless_vanished(f"timeslot {timeslot_id}"):
                 for page in client.pages(endpoint.route, params, key):
                     # the route may omit the timeslot id on its rows: stamp it
                     rows = [
                         {**row, "instructor_led_training_timeslot_id": timeslot_id} for row in page
                     ]
                     yield dlt.mark.with_hints(_rows_to_item(rows, endpoint), hints)
-            except SkyPrepAPIError as error:
-                if error.status != 404:
-                    raise
-                logger.warning("SkyPrep timeslot %s vanished while it was read", timeslot_id)
 
     return dlt.transformer(
-        _isolated(endpoint.resource, registrations, endpoint, "instructor_led_training_timeslots"),
+        _isolated(endpoint.name, registrations, endpoint, "instructor_led_training_timeslots"),
         data_from=timeslots,
-        name=endpoint.resource,
+        name=endpoint.name,
         write_disposition=_scd2_by_key(endpoint),
         merge_key=merge_key,
     )
 
 
-def _scd2_by_key(endpoint: Endpoint) -> Any:
+def _scd2_by_key(endpoint: TableSpec) -> Any:
     """scd2 that retires rows only within the merge keys of this load (no scope)."""
     return endpoint.write_disposition()
 
@@ -405,56 +308,38 @@ def _as_table(item: Any) -> pa.Table:
 # ---- per-record details: competency awards, skill leaderboards ------------------------------
 
 
-def competency_awards_resource(client: SkyPrepClient, competencies: DltResource) -> DltResource:
-    """Who achieved which competency, when: `details.activity_awards` of `get_competency`,
-    one call per competency."""
-    endpoint = ENDPOINTS["competency_awards"]
+def details_resource(client: SkyPrepClient, spec: TableSpec, parent: DltResource) -> DltResource:
+    """One single-record call per parent record (`spec.id_param`), its rows the entries of
+    the array at `spec.unpack` (`details.activity_awards`: who achieved a competency, when;
+    `details.leaderboard`: a skill's leaders, ranked in the API's order when the schema has
+    a `rank`)."""
+    path = (spec.unpack or "").split(".")
+    id_param = spec.id_param or "id"
+    ranked = "rank" in spec.schema.fields
 
-    def awards(competencies_page: pa.Table) -> Iterator[Any]:
+    def rows_of(parent_page: pa.Table) -> Iterator[Any]:
         rows: list[dict[str, Any]] = []
-        for competency_id in _ids(competencies_page):
-            answer = _details_of(client, endpoint.route, "competency_id", competency_id)
+        for record_id in record_ids(parent_page):
+            answer: Any = _details_of(client, spec.route, id_param, record_id)
             if answer is None:
                 continue
-            details = answer.get("details") or {}
-            for award in details.get("activity_awards") or []:
-                if isinstance(award, dict) and award.get("user_id") is not None:
-                    rows.append({**award, "competency_id": competency_id})
-        if rows:
-            yield _rows_to_item(rows, endpoint)
-
-    return dlt.transformer(
-        _isolated(endpoint.resource, awards, endpoint, "competencies"),
-        data_from=competencies,
-        name=endpoint.resource,
-        write_disposition=_scd2(endpoint),
-    )
-
-
-def skill_leaderboards_resource(client: SkyPrepClient, skills: DltResource) -> DltResource:
-    """The leaders of each skill (`details.leaderboard` of `get_skill`, one call per skill),
-    ranked in the API's order."""
-    endpoint = ENDPOINTS["skill_leaderboards"]
-
-    def leaderboards(skills_page: pa.Table) -> Iterator[Any]:
-        rows: list[dict[str, Any]] = []
-        for skill_id in _ids(skills_page):
-            answer = _details_of(client, endpoint.route, "skill_id", skill_id)
-            if answer is None:
-                continue
-            details = answer.get("details") or {}
-            leaders = [e for e in details.get("leaderboard") or [] if isinstance(e, dict)]
-            for rank, entry in enumerate(leaders, start=1):
+            for step in path[:-1]:
+                answer = answer.get(step) or {}
+            entries = [e for e in answer.get(path[-1]) or [] if isinstance(e, dict)]
+            for rank, entry in enumerate(entries, start=1):
                 if entry.get("user_id") is not None:
-                    rows.append({**entry, "skill_id": skill_id, "rank": rank})
+                    row = {**entry, id_param: record_id}
+                    if ranked:
+                        row["rank"] = rank
+                    rows.append(row)
         if rows:
-            yield _rows_to_item(rows, endpoint)
+            yield _rows_to_item(rows, spec)
 
     return dlt.transformer(
-        _isolated(endpoint.resource, leaderboards, endpoint, "skills"),
-        data_from=skills,
-        name=endpoint.resource,
-        write_disposition=_scd2(endpoint),
+        _isolated(spec.name, rows_of, spec, spec.parent),
+        data_from=parent,
+        name=spec.name,
+        write_disposition=_scd2(spec),
     )
 
 
@@ -462,40 +347,34 @@ def _details_of(
     client: SkyPrepClient, route: str, id_param: str, record_id: int
 ) -> dict[str, Any] | None:
     """One record's details; None when it vanished since its list was read (404)."""
-    try:
+    with unless_vanished(f"{id_param} {record_id}"):
         return _object(
             client.call_record(route, {id_param: record_id}), route, f"{id_param} {record_id}"
         )
-    except SkyPrepAPIError as error:
-        if error.status != 404:
-            raise
-        logger.warning("SkyPrep %s %s vanished while it was read", id_param, record_id)
-        return None
+    return None
 
 
 # ---- the account: program and platform counts ------------------------------------------------
 
 
-def program_resource(client: SkyPrepClient) -> DltResource:
+def program_resource(client: SkyPrepClient, endpoint: TableSpec) -> DltResource:
     """The account itself (`get_program`): one row, versioned when its settings change."""
-    endpoint = ENDPOINTS["program"]
 
     def read_program() -> Iterator[Any]:
         program = _object(client.call_record(endpoint.route), endpoint.route, "the account")
         yield _rows_to_item([program], endpoint)
 
     return dlt.resource(
-        _isolated(endpoint.resource, read_program, endpoint),
-        name=endpoint.resource,
+        _isolated(endpoint.name, read_program, endpoint),
+        name=endpoint.name,
         write_disposition=_scd2(endpoint),
-        columns=_json_hints(endpoint),
+        columns=json_hints(endpoint),
     )
 
 
-def platform_counts_resource(client: SkyPrepClient) -> DltResource:
+def platform_counts_resource(client: SkyPrepClient, endpoint: TableSpec) -> DltResource:
     """One row per run: `get_data` for each data type, stamped with the run's time (UTC), so
     the table is a history of the account's size. Appended, never rewritten."""
-    endpoint = ENDPOINTS["platform_counts"]
 
     def read_counts() -> Iterator[Any]:
         row: dict[str, Any] = {"measured_at": datetime.now(timezone.utc).isoformat()}
@@ -512,8 +391,8 @@ def platform_counts_resource(client: SkyPrepClient) -> DltResource:
         yield _rows_to_item([row], endpoint)
 
     return dlt.resource(
-        _isolated(endpoint.resource, read_counts, endpoint),
-        name=endpoint.resource,
+        _isolated(endpoint.name, read_counts, endpoint),
+        name=endpoint.name,
         write_disposition=endpoint.write_disposition(),
     )
 
@@ -521,76 +400,90 @@ def platform_counts_resource(client: SkyPrepClient) -> DltResource:
 # ---- opt-in: one call per user or per record -------------------------------------------------
 
 
-def user_gamification_balances_resource(client: SkyPrepClient, users: DltResource) -> DltResource:
-    """Each user's gamification points: one `get_user_gamification_balance` per user."""
-    endpoint = ENDPOINTS["user_gamification_balances"]
+def per_user_resource(client: SkyPrepClient, spec: TableSpec, users: DltResource) -> DltResource:
+    """One call per user (`spec.route` with `user_id`), opt-in: its rows unpacked from the
+    answer by `PER_USER_ROWS[spec.name]` (default: the answer object is the user's row). A
+    table the same calls also write (`written_by`) is held with it, by `user_id`."""
+    unpack = PER_USER_ROWS.get(spec.name)
+    also_writes = [other for other in TABLES.values() if other.written_by == spec.name]
 
-    def balances(users_page: pa.Table) -> Iterator[Any]:
-        rows = []
-        for user_id in _ids(users_page):
-            answer = _per_user(client, endpoint.route, user_id)
-            if answer is not None:
-                rows.append({**answer, "user_id": user_id})
-        if rows:
-            yield _rows_to_item(rows, endpoint)
-
-    return dlt.transformer(
-        _isolated(endpoint.resource, balances, endpoint, "users"),
-        data_from=users,
-        name=endpoint.resource,
-        write_disposition=_scd2(endpoint),
-    )
-
-
-def user_skill_balances_resource(client: SkyPrepClient, users: DltResource) -> DltResource:
-    """Each user's skill balances (`user_skill_balances`) and the competencies they achieved
-    (`user_competencies_achieved`), from one `get_user_skill_balances_and_competencies` call
-    per user."""
-    endpoint = ENDPOINTS["user_skill_balances"]
-    achieved_endpoint = ENDPOINTS["user_competencies_achieved"]
-
-    def balances(users_page: pa.Table) -> Iterator[Any]:
-        rows: list[dict[str, Any]] = []
-        achieved: list[dict[str, Any]] = []
-        for user_id in _ids(users_page):
-            answer = _per_user(client, endpoint.route, user_id)
+    def rows_of(users_page: pa.Table) -> Iterator[Any]:
+        tables: dict[str, list[dict[str, Any]]] = {spec.name: []}
+        tables.update((other.name, []) for other in also_writes)
+        for user_id in record_ids(users_page):
+            if spec.answers == "list":
+                tables[spec.name] += _per_user_list(client, spec, user_id)
+                continue
+            answer = _per_user(client, spec.route, user_id)
             if answer is None:
                 continue
-            for balance in answer.get("skill_balances") or []:
-                if isinstance(balance, dict) and balance.get("skill_id") is not None:
-                    rows.append({**balance, "user_id": user_id})
-            # the reference spells it `competencies_achived`; accept the fixed spelling too
-            competencies = answer.get("competencies_achived", answer.get("competencies_achieved"))
-            for competency in competencies or []:
-                if isinstance(competency, dict) and competency.get("competency_id") is not None:
-                    achieved.append({**competency, "user_id": user_id})
-                elif isinstance(competency, (int, str)):
-                    achieved.append({"competency_id": competency, "user_id": user_id})
-        if rows:
-            yield _rows_to_item(rows, endpoint)
-        if achieved:
-            yield dlt.mark.with_table_name(
-                _rows_to_item(achieved, achieved_endpoint), achieved_endpoint.resource
+            produced = (
+                unpack(answer, user_id) if unpack else {spec.name: [{**answer, "user_id": user_id}]}
             )
+            for table, rows in produced.items():
+                tables[table] += rows
+        for table, rows in tables.items():
+            if not rows:
+                continue
+            item = _rows_to_item(rows, TABLES[table])
+            yield item if table == spec.name else dlt.mark.with_table_name(item, table)
 
     return dlt.transformer(
-        # it writes user_competencies_achieved too: held by the key both tables have
-        _isolated(endpoint.resource, balances, endpoint, "users", hold_keys=("user_id",)),
+        # a resource that writes other tables too is held by the key they all have
+        _isolated(
+            spec.name, rows_of, spec, "users", hold_keys=("user_id",) if also_writes else None
+        ),
         data_from=users,
-        name=endpoint.resource,
-        write_disposition=_scd2(endpoint),
+        name=spec.name,
+        write_disposition=_scd2(spec),
     )
+
+
+Rows = dict[str, list[dict[str, Any]]]
+
+
+def _skill_balances_rows(answer: dict[str, Any], user_id: int) -> Rows:
+    """`user_skill_balances` and `user_competencies_achieved` from one answer."""
+    rows: list[dict[str, Any]] = []
+    achieved: list[dict[str, Any]] = []
+    for balance in answer.get("skill_balances") or []:
+        if isinstance(balance, dict) and balance.get("skill_id") is not None:
+            rows.append({**balance, "user_id": user_id})
+    # the reference spells it `competencies_achived`; accept the fixed spelling too
+    competencies = answer.get("competencies_achived", answer.get("competencies_achieved"))
+    for competency in competencies or []:
+        if isinstance(competency, dict) and competency.get("competency_id") is not None:
+            achieved.append({**competency, "user_id": user_id})
+        elif isinstance(competency, (int, str)):
+            achieved.append({"competency_id": competency, "user_id": user_id})
+    return {"user_skill_balances": rows, "user_competencies_achieved": achieved}
+
+
+# how each per-user table's rows come out of one user's answer (table -> rows)
+PER_USER_ROWS: dict[str, Callable[[dict[str, Any], int], Rows]] = {
+    "user_skill_balances": _skill_balances_rows,
+}
+
+
+def _per_user_list(client: SkyPrepClient, spec: TableSpec, user_id: int) -> list[dict[str, Any]]:
+    """One user's list (every page): each record a row stamped with `user_id`, its `id` as
+    `spec.id_as`; none when the user vanished since `users` listed them."""
+    rows: list[dict[str, Any]] = []
+    with unless_vanished(f"user {user_id} ({spec.route})"):
+        for page in client.pages(spec.route, {"user_id": user_id}, key_of("id")):
+            for record in page:
+                row = {**record, "user_id": user_id}
+                if spec.id_as:
+                    row[spec.id_as] = row.pop("id", None)
+                rows.append(row)
+    return rows
 
 
 def _per_user(client: SkyPrepClient, route: str, user_id: int) -> dict[str, Any] | None:
     """One user's answer; None when the user vanished since `users` listed them."""
-    try:
+    with unless_vanished(f"user {user_id} ({route})"):
         return _object(client.call_record(route, {"user_id": user_id}), route, f"user {user_id}")
-    except SkyPrepAPIError as error:
-        if error.status != 404:
-            raise
-        logger.warning("SkyPrep user %s vanished while %s was read", user_id, route)
-        return None
+    return None
 
 
 def course_item_progresses_resource(
@@ -599,7 +492,7 @@ def course_item_progresses_resource(
     """Item-level progress of every enrolled user in the listed courses: the course's items
     (`get_course`), its enrollments (`get_course_progresses`), then one
     `get_course_item_progress` per (enrollment, item). scd2 scoped to the listed courses."""
-    endpoint = ENDPOINTS["course_item_progresses"]
+    endpoint = TABLES["course_item_progresses"]
     progresses_key = key_of("id")
     wanted = sorted({int(c) for c in course_ids})
 
@@ -635,12 +528,12 @@ def course_item_progresses_resource(
                 if rows:
                     yield _rows_to_item(rows, endpoint)
 
-    scope = f"course_id IN ({', '.join(map(str, wanted))})"
+    scope = ids_in("course_id", wanted)
     return dlt.resource(
-        _isolated(endpoint.resource, read_items, endpoint),
-        name=endpoint.resource,
+        _isolated(endpoint.name, read_items, endpoint),
+        name=endpoint.name,
         write_disposition=_scd2(endpoint, scope),
-        columns=_json_hints(endpoint),
+        columns=json_hints(endpoint),
     )
 
 
@@ -649,29 +542,28 @@ def manager_permissions_resource(
 ) -> DltResource:
     """A manager's permissions in a group, for each configured (user_id, user_group_id) pair:
     one call each. A pair whose user is not (or no longer) a manager of the group has no row."""
-    endpoint = ENDPOINTS["manager_permissions"]
+    endpoint = TABLES["manager_permissions"]
 
     def read_permissions() -> Iterator[Any]:
         rows = []
         for user_id, group_id in pairs:
-            try:
+            answer = None
+            with unless_vanished(None):  # 404: not a manager of that group (or either is gone)
                 answer = client.call_record(
                     endpoint.route, {"user_id": user_id, "user_group_id": group_id}
                 )
-            except SkyPrepAPIError as error:
-                if error.status != 404:
-                    raise
-                continue  # not a manager of that group (or either record is gone)
+            if answer is None:
+                continue
             permissions = _object(answer, endpoint.route, f"user {user_id} in group {group_id}")
             rows.append({**permissions, "user_id": user_id, "user_group_id": group_id})
         if rows:
             yield _rows_to_item(rows, endpoint)
 
     return dlt.resource(
-        _isolated(endpoint.resource, read_permissions, endpoint),
-        name=endpoint.resource,
+        _isolated(endpoint.name, read_permissions, endpoint),
+        name=endpoint.name,
         write_disposition=_scd2(endpoint),
-        columns=_json_hints(endpoint),
+        columns=json_hints(endpoint),
     )
 
 
@@ -679,6 +571,6 @@ __all__ = [
     "PER_USER_RESOURCES",
     "ReadApiOptions",
     "read_api_options",
-    "read_api_resources",
     "timeslot_window",
+    "use_run",
 ]

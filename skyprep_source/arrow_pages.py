@@ -22,13 +22,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.json as pa_json
 
-from skyprep_source.client import KeyOf, RowKey
 from skyprep_source.normalize import (
     WIRE_TYPES,
     finish_wire_column,
     records_to_table,
     table_of,
 )
+from skyprep_source.pager import KeyOf, RowKey
 from skyprep_source.schemas import EntitySchema, Kind
 
 logger = logging.getLogger("skyprep_source")

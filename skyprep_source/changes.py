@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from skyprep_source.endpoints import ENDPOINTS
+from skyprep_source.catalogue import TABLES
 
 # runs one SQL statement and returns its rows
 Execute = Callable[[str], Sequence[Sequence[Any]]]
@@ -74,7 +74,7 @@ class ChangeReader:
 
 def natural_key(table: str) -> tuple[str, ...] | None:
     """The entity key of an scd2 table, from the source's endpoint catalogue."""
-    endpoint = ENDPOINTS.get(table)
+    endpoint = TABLES.get(table)
     return tuple(endpoint.primary_key) if endpoint is not None else None
 
 

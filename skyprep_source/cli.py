@@ -20,21 +20,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from skyprep_source.job import (
-    ANALYTICS_DATASET_NAME,
-    DATASET_NAME,
-    PIPELINE_NAME,
-    ExitCode,
-    RunOptions,
-    check_connection,
-    configured_secrets,
-    describe_failure,
-    format_traceback,
-    rebuild_models,
-    run_load,
-)
-from skyprep_source.report import DEFAULT_REPORT_FILE, report_of_destination
-from skyprep_source.settings import InvalidSetting, parse_requests_per_minute
+from skyprep_source import ANALYTICS_DATASET_NAME, DATASET_NAME, PIPELINE_NAME, REPORT_FILE
+from skyprep_source.exit_codes import ExitCode
 
 COMMANDS = ("run", "check", "models", "report")
 
@@ -42,6 +29,8 @@ COMMANDS = ("run", "check", "models", "report")
 def requests_per_minute(value: str) -> int | None:
     """`--requests-per-minute`: a positive integer, or `off` for no client-side budget (the
     same values as the `requests_per_minute` setting)."""
+    from skyprep_source.settings import InvalidSetting, parse_requests_per_minute
+
     try:
         return parse_requests_per_minute(value)
     except InvalidSetting:
@@ -164,9 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--report-output",
-        default=DEFAULT_REPORT_FILE,
+        default=REPORT_FILE,
         metavar="PATH",
-        help=f"where the HTML report goes after the models (default {DEFAULT_REPORT_FILE})",
+        help=f"where the HTML report goes after the models (default {REPORT_FILE})",
     )
     run.add_argument("--no-report", action="store_true", help="do not write the HTML report")
 
@@ -187,9 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument(
         "--output",
-        default=DEFAULT_REPORT_FILE,
+        default=REPORT_FILE,
         metavar="PATH",
-        help=f"the HTML file to write (default {DEFAULT_REPORT_FILE})",
+        help=f"the HTML file to write (default {REPORT_FILE})",
     )
     return parser
 
@@ -207,6 +196,18 @@ def source_options(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `skyprep` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    # the job (dlt, pyarrow) loads only now: `skyprep --help` answers without it
+    from skyprep_source.job import (
+        RunOptions,
+        check_connection,
+        configured_secrets,
+        describe_failure,
+        format_traceback,
+        rebuild_models,
+        run_load,
+    )
+    from skyprep_source.report import report_of_destination
+
     quiet = bool(getattr(args, "quiet", False)) and not args.verbose
     logging.basicConfig(
         stream=sys.stderr,

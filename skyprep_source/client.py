@@ -1,5 +1,6 @@
-"""One HTTP client for the SkyPrep admin API: auth, rate budget, retries, paging, error mapping
-and the read-only guard. Every resource of a run shares one client (and so one rate budget).
+"""One HTTP client for the SkyPrep admin API: auth, rate budget, retries, error mapping and
+the read-only guard; paging is the pager's (`pager.py`), which this client hands its calls.
+Every resource of a run shares one client (and so one rate budget).
 
 Why not dlt's retrying `requests` session: the rate budget must be paid before *every*
 attempt (a retry is a call the server counts), and two failure modes only show after the body
@@ -16,15 +17,16 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic
 
 import orjson
 import requests
 import urllib3
 
+from skyprep_source.catalogue import READ_ROUTES as CATALOGUE_READ_ROUTES
 from skyprep_source.errors import (
     CREDENTIALS_HINT,
     SkyPrepAPIError,
@@ -35,59 +37,23 @@ from skyprep_source.errors import (
     SkyPrepRunDeadline,
     SkyPrepTransportError,
 )
+from skyprep_source.pager import (
+    JSON_ROWS,
+    P,
+    PageFormat,
+    Pager,
+    PagingKnowledge,
+    RowKey,
+    key_of,
+)
 
 logger = logging.getLogger("skyprep_source")
 
 DEFAULT_BASE_URL = "https://api.skyprep.io/admin/api"
 
-# Routes that only read. Anything else is refused before a byte leaves the machine.
-# `generate_async_report` / `get_async_report` / `get_report` render reports from existing data:
-# they create a report job, never touch users, courses or progress.
-READ_ROUTES: frozenset[str] = frozenset(
-    {
-        "test_connection",
-        "get_users",
-        "get_user",
-        "get_user_courses",
-        "get_power_users",
-        "get_user_roles",
-        "get_datasets",
-        "get_courses",
-        "get_course",
-        "get_user_course_status",
-        "get_user_groups",
-        "get_user_group",
-        "get_user_group_enrollments_for_user",
-        "get_manager_permissions_from_user_group",
-        "get_learning_paths",
-        "get_learning_path",
-        "get_instructor_led_trainings",
-        "get_instructor_led_training",
-        "get_instructor_led_training_timeslot",
-        "get_instructor_led_training_timeslots",
-        "get_instructor_led_training_timeslot_registrations",
-        "get_course_progresses",
-        "get_course_progress",
-        "get_course_item_progress",
-        "get_report",
-        "generate_async_report",
-        "get_async_report",
-        "get_saved_advanced_reports",
-        "get_saved_advanced_report",
-        "get_user_gamification_balance",
-        "get_skills",
-        "get_skill",
-        "get_user_skill_balances_and_competencies",
-        "get_competencies",
-        "get_competency",
-        "get_program",
-        "get_data",
-        "get_materials",
-        "get_payments",
-    }
-)
-# a list that moves under the pager is re-read; this many passes, then the run fails
-MAX_LIST_PASSES = 3
+# Routes that only read (derived from the catalogue). Anything else is refused before a byte
+# leaves the machine.
+READ_ROUTES = CATALOGUE_READ_ROUTES
 # Named "get_" but with side effects: they mint login keys, auto-create users, mint OTP keys.
 SIDE_EFFECT_ROUTES: frozenset[str] = frozenset({"get_login_key", "get_course_otp"})
 
@@ -248,16 +214,6 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(when.timestamp() - time.time(), 0.0)
 
 
-@dataclass
-class PagingKnowledge:
-    """What the client learned about the server's paging during this run."""
-
-    honours_page_size: bool = False  # some page came back with exactly per_page rows
-    ignores_paging: bool = False  # a page had more than per_page rows, or repeated a page
-    longest_whole_short_page: int = 0  # a short first page this long was confirmed complete
-    page_caps: dict[str, int] = field(default_factory=dict)  # route -> rows the server caps at
-
-
 class _RetryableResponse(Exception):
     """An answer worth retrying (throttled, 5xx); carries the server's Retry-After."""
 
@@ -265,80 +221,6 @@ class _RetryableResponse(Exception):
         super().__init__(description)
         self.retry_after = retry_after
         self.throttled = throttled
-
-
-RowKey = Callable[[Mapping[str, Any]], Any]
-
-
-class KeyOf:
-    """Row identity over the raw JSON record (ids as text: 8877 == "8877").
-
-    A record without the key fields is identified by its whole content, so records that lack
-    an id are never collapsed into one. `many()` keys a whole page at C speed.
-    """
-
-    def __init__(self, *fields: str) -> None:
-        self.fields = fields
-
-    def __call__(self, row: Mapping[str, Any]) -> Any:
-        values = tuple(row.get(name) for name in self.fields)
-        if None in values:
-            return orjson.dumps(row, option=orjson.OPT_SORT_KEYS, default=str)
-        return str(values[0]) if len(values) == 1 else tuple(map(str, values))
-
-    def many(self, rows: list[dict[str, Any]]) -> list[Any]:
-        """The keys of a page, in order."""
-        if len(self.fields) == 1:
-            name = self.fields[0]
-            values = [row.get(name) for row in rows]
-            if None not in values:
-                return list(map(str, values))
-        return [self(row) for row in rows]
-
-
-def key_of(*fields: str) -> KeyOf:
-    """A row-identity function over `fields` of the raw JSON record (see `KeyOf`)."""
-    return KeyOf(*fields)
-
-
-P = TypeVar("P")
-
-
-class PageFormat(Protocol[P]):
-    """What one page of a list route becomes, for `SkyPrepClient.pages(page_format=)`.
-
-    `decode` may read the raw body directly (a fast path); when it answers None the body is
-    parsed as JSON, checked to be an array, and `from_rows` turns the records into a page.
-    `len(page)` is its row count; `keys` and `take` let the pager drop rows it has seen.
-    """
-
-    def decode(self, body: bytes) -> P | None: ...
-
-    def from_rows(self, rows: list[dict[str, Any]]) -> P: ...
-
-    def keys(self, page: P, key: RowKey) -> list[Any]: ...
-
-    def take(self, page: P, positions: list[int]) -> P: ...
-
-
-class JsonRows:
-    """The default page format: the page's JSON records, as dicts."""
-
-    def decode(self, body: bytes) -> list[dict[str, Any]] | None:
-        return None
-
-    def from_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return rows
-
-    def keys(self, page: list[dict[str, Any]], key: RowKey) -> list[Any]:
-        many = getattr(key, "many", None)
-        return many(page) if many is not None else [key(row) for row in page]
-
-    def take(self, page: list[dict[str, Any]], positions: list[int]) -> list[dict[str, Any]]:
-        return [page[i] for i in positions]
-
-
-JSON_ROWS = JsonRows()
 
 
 @dataclass(frozen=True)
@@ -389,6 +271,7 @@ class SkyPrepClient:
         self.request_timeout = request_timeout
         self.page_size = page_size
         self.paging = PagingKnowledge()
+        self.pager = Pager(self.paging)  # paging apart from transport and retries
         # False: `pages(verify_stable=True)` skips its look back at page 1 (saves a call per
         # multi-page list, at the risk the docstring of `pages` describes)
         self.verify_paged_lists = verify_paged_lists
@@ -486,130 +369,20 @@ class SkyPrepClient:
         Pages are lists of JSON records, or what `page_format` makes of each answer (typed
         Arrow tables: `arrow_pages.ArrowPages`).
         """
-        key = key or key_of("id")
-        yielded: set[Any] = set()
-        for _ in range(MAX_LIST_PASSES):
-            first_keys, several_pages = yield from self._read_list(
-                route, params, key, yielded, page_format
-            )
-            if not several_pages or not verify_stable or not self.verify_paged_lists:
-                return
-            first_page = {**(params or {}), "page": 1, "per_page": self.page_size}
-            check = self.call_page(route, first_page, page_format)
-            if page_format.keys(check, key) == first_keys:
-                return
-            logger.warning(
-                "SkyPrep %s changed while it was paged (its first page moved); reading it again "
-                "so that no record is missed",
-                route,
-            )
-        raise SkyPrepAPIError(
-            f"SkyPrep {route} kept changing while it was paged ({MAX_LIST_PASSES} passes); "
-            "nothing from this run was loaded, re-run later"
-        )
-
-    def _read_list(
-        self,
-        route: str,
-        params: Mapping[str, Any] | None,
-        key: RowKey,
-        yielded: set[Any],
-        page_format: PageFormat[P],
-    ) -> Generator[P, None, tuple[list[Any], bool]]:
-        """One pass over a list; returns (keys of page 1, whether it took several pages)."""
         per_page = self.page_size
-        knowledge = self.paging
-        seen: set[Any] = set()  # this pass: tells a repeated page from new rows
-        first_keys: list[Any] = []
 
-        def split(rows: P, keys: list[Any]) -> tuple[bool, P]:
-            """(any row new to this pass, the rows never yielded before)."""
-            page_keys = set(keys)
-            if len(page_keys) == len(keys) and page_keys.isdisjoint(yielded):
-                # the usual page: all new, no drift; no per-row work
-                any_new = bool(keys)  # none yielded before, so none seen in this pass
-                seen.update(page_keys)
-                yielded.update(page_keys)
-                return any_new, rows
-            any_new = False
-            fresh: list[int] = []
-            for position, row_key in enumerate(keys):
-                if row_key not in seen:
-                    seen.add(row_key)
-                    any_new = True
-                if row_key not in yielded:
-                    yielded.add(row_key)
-                    fresh.append(position)
-            return any_new, page_format.take(rows, fresh)
-
-        def keys_of(rows: P) -> list[Any]:
-            return page_format.keys(rows, key)
-
-        def fetch(page: int) -> P:
+        def fetch(page: int) -> Any:
             page_params = {**(params or {}), "page": page, "per_page": per_page}
             return self.call_page(route, page_params, page_format)
 
-        page = 1
-        while True:
-            full = knowledge.page_caps.get(route, per_page)
-            rows = fetch(page)
-            keys = keys_of(rows)
-            size = len(keys)
-            if page == 1:
-                first_keys = keys
-            any_new, fresh = split(rows, keys)
-            if size > full:
-                if size > per_page:
-                    self._learn_paging_ignored(route, f"a page of {size} > {per_page} rows")
-                if _has_rows(fresh):
-                    yield fresh
-                return first_keys, False
-            if size and not any_new:
-                self._learn_paging_ignored(route, f"page {page} repeated rows already read")
-                return first_keys, False
-            if _has_rows(fresh):
-                yield fresh
-            if knowledge.ignores_paging:
-                return first_keys, False
-            if size == full:
-                if full == per_page:
-                    knowledge.honours_page_size = True
-                page += 1
-                continue
-            # a short page: the end of the list, once we know the server's page size holds
-            known_size = (
-                knowledge.honours_page_size
-                or route in knowledge.page_caps
-                or size < knowledge.longest_whole_short_page
-            )
-            if not size or page > 1 or known_size:
-                return first_keys, page > 1
-            # a short first page may be a server cap below per_page: one call to confirm
-            second = fetch(2)
-            second_keys = keys_of(second)
-            any_new, fresh_second = split(second, second_keys)
-            if not second_keys:
-                knowledge.longest_whole_short_page = max(knowledge.longest_whole_short_page, size)
-                return first_keys, False
-            if not any_new:
-                self._learn_paging_ignored(route, "page 2 repeated page 1")
-                return first_keys, False
-            knowledge.page_caps[route] = size
-            logger.warning(
-                "SkyPrep %s caps pages at %d rows (asked for %d); paging on", route, size, per_page
-            )
-            if _has_rows(fresh_second):
-                yield fresh_second
-            if len(second_keys) < size:
-                return first_keys, True
-            page = 3
-
-    def _learn_paging_ignored(self, route: str, evidence: str) -> None:
-        if not self.paging.ignores_paging:
-            logger.warning(
-                "SkyPrep %s ignores paging (%s): reading each list in one call", route, evidence
-            )
-        self.paging.ignores_paging = True
+        return self.pager.pages(
+            route,
+            fetch,
+            key or key_of("id"),
+            page_format,
+            per_page,
+            verify_stable=verify_stable and self.verify_paged_lists,
+        )
 
     # ---- the request loop ------------------------------------------------------------
 
@@ -865,10 +638,6 @@ def _loads_or_none(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-
-
-def _has_rows(page: Any) -> bool:
-    return len(page) > 0
 
 
 def _short_text(body: bytes) -> str:

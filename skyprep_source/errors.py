@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+logger = logging.getLogger("skyprep_source")
+
 CREDENTIALS_HINT = (
     "check api_key and acct_key (sources.skyprep.api_key / sources.skyprep.acct_key, or "
     "SOURCES__SKYPREP__API_KEY / SOURCES__SKYPREP__ACCT_KEY) and base_url "
@@ -47,3 +53,17 @@ class SkyPrepTransportError(SkyPrepError):
 
 class SkyPrepRunDeadline(SkyPrepError):
     """The run went past its `run_deadline_s`: it fails as a whole (never skips a resource)."""
+
+
+@contextmanager
+def unless_vanished(what: str | None) -> Iterator[None]:
+    """Run the block; a 404 (the record was deleted since its parent's list named it) ends
+    it quietly but for one warning, `SkyPrep <what> vanished while it was read` (none when
+    `what` is None: a 404 that is an expected answer). Any other error goes on."""
+    try:
+        yield
+    except SkyPrepAPIError as error:
+        if error.status != 404:
+            raise
+        if what is not None:
+            logger.warning("SkyPrep %s vanished while it was read", what)

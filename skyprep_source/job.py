@@ -14,7 +14,6 @@ import traceback
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Any, TextIO
 
 import dlt
@@ -42,6 +41,7 @@ from skyprep_source.errors import (
     SkyPrepError,
     SkyPrepRequestFailed,
 )
+from skyprep_source.exit_codes import ExitCode
 from skyprep_source.models import DEFAULT_ANALYTICS_DATASET as ANALYTICS_DATASET_NAME
 from skyprep_source.run_lock import PipelineLocked, run_lock
 from skyprep_source.settings import InvalidSetting, check_settings
@@ -58,23 +58,6 @@ SETTING_LOCATIONS: Mapping[str, str] = {
     "acct_key": "SOURCES__SKYPREP__ACCT_KEY (or acct_key under [sources.skyprep] in .dlt/config.toml)",
     "base_url": "SOURCES__SKYPREP__BASE_URL (or base_url under [sources.skyprep] in .dlt/config.toml)",
 }
-
-
-class ExitCode(IntEnum):
-    """Process exit codes of `skyprep`; documented in docs/job.md."""
-
-    OK = 0
-    FAILED = 1  # unexpected error: re-run with --verbose for the traceback
-    USAGE = 2  # bad command line (argparse uses 2 as well)
-    CONFIG = 3  # missing or invalid configuration (keys, base_url, destination name)
-    CREDENTIALS = 4  # SkyPrep refused the api_key/acct_key (HTML page, 401/403)
-    API = 5  # SkyPrep unreachable, kept throttling/failing, or answered an error
-    LOAD = 6  # the destination refused the load (connection, credentials, failed jobs)
-    MODELS = 7  # data loaded, but building the SQL models failed
-    PARTIAL = 8  # loaded, but optional resources failed and were skipped (tables untouched)
-    RETIREMENT_HELD = 9  # loaded, but a table would retire too many rows: it retired none
-    LOCKED = 10  # another run of the same pipeline is in progress (skyprep_source.run_lock)
-    INTERRUPTED = 130  # Ctrl-C / SIGINT, the shell convention
 
 
 class JobFailure(Exception):

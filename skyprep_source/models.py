@@ -29,7 +29,9 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.sql_client import SqlClientBase
 from sqlglot import exp
 
-DEFAULT_ANALYTICS_DATASET = "skyprep_analytics"
+from skyprep_source import ANALYTICS_DATASET_NAME
+
+DEFAULT_ANALYTICS_DATASET = ANALYTICS_DATASET_NAME
 MODELS_DIALECT = "duckdb"
 STAGING_PREFIX = "stg_"
 INTERMEDIATE_PREFIX = "int_"
@@ -297,9 +299,9 @@ _SQL_TYPES = {
 def empty_raw_select(raw: str) -> exp.Select:
     """An empty SELECT with the columns the source declares for raw table `raw` (plus the scd2
     validity columns): what an optional staging model reads when `raw` was never loaded."""
-    from skyprep_source.endpoints import ENDPOINTS
+    from skyprep_source.catalogue import TABLES
 
-    endpoint = ENDPOINTS.get(raw)
+    endpoint = TABLES.get(raw)
     if endpoint is None:
         raise ModelDefinitionError(f"{raw}: no source table of that name to stand in for")
     columns = {name: _SQL_TYPES[kind] for name, kind in endpoint.schema.fields.items()}

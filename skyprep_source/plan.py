@@ -37,16 +37,19 @@ from typing import Any
 
 from sqlglot import exp
 
-from skyprep_source.account_resources import (
-    PER_USER_RESOURCES,
-    read_api_options,
-    timeslot_window,
-)
+from skyprep_source.account_resources import read_api_options, timeslot_window
 from skyprep_source.async_reports import parse_async_reports
+from skyprep_source.catalogue import (
+    LIST_KINDS,
+    SNAPSHOT_RESOURCES,
+    TABLES,
+    TableSpec,
+    is_enabled,
+    resource_specs,
+)
 from skyprep_source.client import RateBudget, RetryPolicy, SkyPrepClient, key_of
-from skyprep_source.endpoints import ENDPOINTS, SNAPSHOT_RESOURCES
 from skyprep_source.errors import SkyPrepError
-from skyprep_source.schemas import PLATFORM_COUNT_TYPES
+from skyprep_source.scopes import timestamptz
 
 logger = logging.getLogger(__name__)
 
@@ -59,20 +62,6 @@ MIN_TIMED_CALLS = 5
 # on a first run of an account with more users than a page holds, the progresses of this
 # many courses (spread over the course list) are read to price every course's list
 PROGRESS_SAMPLE_COURSES = 25
-
-# resource -> the resource whose records it fans out over (dlt extracts the parent too)
-PARENTS: dict[str, str] = {
-    "course_progresses": "courses",
-    "user_group_members": "user_groups",
-    "saved_reports": "saved_advanced_reports",
-    "learning_path_courses": "learning_paths",
-    "learning_path_user_groups": "learning_paths",
-    "instructor_led_training_timeslot_registrations": "instructor_led_training_timeslots",
-    "competency_awards": "competencies",
-    "skill_leaderboards": "skills",
-    "user_gamification_balances": "users",
-    "user_skill_balances": "users",
-}
 
 
 class CallPlanExceeded(SkyPrepError):
@@ -251,30 +240,24 @@ def plan_run(
 
 
 def available_resources(config: Any) -> list[str]:
-    """The resources `skyprep()` creates with this configuration, in its order."""
+    """The resources `skyprep()` creates with this configuration, in its order (the
+    catalogue's: every table with a resource of its own whose argument enables it)."""
     config = config if isinstance(config, _Config) else _Config(config)
-    names = [*SNAPSHOT_RESOURCES, "course_progresses", "user_group_members", "payments"]
-    if config.get("saved_reports"):
-        names.append("saved_reports")
-    names += [
-        "learning_path_courses",
-        "learning_path_user_groups",
-        "instructor_led_training_timeslots",
-        "instructor_led_training_timeslot_registrations",
-        "competency_awards",
-        "skill_leaderboards",
-        "program",
-        "platform_counts",
-    ]
     options = _read_api_options(config)
-    names += [name for name in PER_USER_RESOURCES if name in options.per_user_resources]
-    if options.course_item_progress_course_ids:
-        names.append("course_item_progresses")
-    if options.manager_permission_pairs:
-        names.append("manager_permissions")
-    if config.get("async_reports"):
-        names.append("async_reports")
-    return names
+    return [
+        spec.name
+        for spec in resource_specs()
+        if is_enabled(spec, _setting(config, options, spec.enabled_by))
+    ]
+
+
+def _setting(config: _Config, options: Any, name: str | None) -> Any:
+    """The value of a `skyprep()` argument, normalised as the source reads it."""
+    if name is None:
+        return None
+    if hasattr(options, name):
+        return getattr(options, name)
+    return config.get(name)
 
 
 @dataclass
@@ -296,8 +279,8 @@ class KnownFacts:
 # tables whose current rows price a list (the get_data counts and the timeslot window are
 # asked afresh: cheap, and they see what changed since)
 _COUNTED_TABLES = (
-    *(name for name in SNAPSHOT_RESOURCES if name not in ("users", "courses", "user_groups")),
-    "payments",
+    *(spec.name for spec in TABLES.values() if spec.kind == "snapshot" and not spec.counted_by),
+    *(spec.name for spec in TABLES.values() if spec.kind == "window" and not spec.probed),
     "course_progresses",
 )
 
@@ -347,8 +330,7 @@ def _known_facts(
             if table == "payments" and with_states:
                 cutoff = _payments_cutoff(states.get(table) or {}, config, now)
                 if cutoff is not None and "created_at" in columns:
-                    text = exp.Literal.string(cutoff.isoformat(sep=" "))
-                    bound = exp.cast(text, exp.DataType.build("timestamptz"))
+                    bound = timestamptz(cutoff)
                     since = exp.GTE(this=exp.column("created_at"), expression=bound)
                     conditions.append(since.sql(dialect=dialect))
             where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
@@ -368,7 +350,7 @@ def _known_facts(
 
 def _payments_cutoff(state: Mapping[str, Any], config: _Config, now: datetime | None) -> Any:
     """The oldest `created_at` the run's payments window re-reads (None: all of them)."""
-    from skyprep_source.source import payments_window_days
+    from skyprep_source.core_resources import payments_window_days
 
     now = now or datetime.now(timezone.utc)
     full_read_days = config.get("payments_full_read_days")
@@ -466,17 +448,19 @@ class _Planner:
         """Rows of a resource: known, from get_data, or by reading its (short) list."""
         if name in self._counts:
             return self._counts[name]
+        spec = TABLES[name]
         if name in self.known:
             value = int(self.known[name])
-        elif name in _DATA_TYPES:
-            answer = self.client.call("get_data", {"data_type": _DATA_TYPES[name]})
+        elif spec.counted_by:
+            answer = self.client.call("get_data", {"data_type": spec.counted_by})
             data = answer.get("data") if isinstance(answer, dict) else None
             try:
                 value = int(str(data).strip())  # a numeric string: {"data": "587"}
             except ValueError:
-                self.notes.append(f"get_data {_DATA_TYPES[name]} answered {data!r}: counted 0")
+                self.notes.append(f"get_data {spec.counted_by} answered {data!r}: counted 0")
                 value = 0
-        elif name == "instructor_led_training_timeslots":
+        elif spec.kind == "window":
+            # the probed window is the timeslots' (payments are never probed)
             last_run = (self.states.get(name) or {}).get("last_run_date")
             start, end = timeslot_window(
                 last_run,
@@ -484,9 +468,9 @@ class _Planner:
                 self.options.timeslots_horizon_days,
                 self.now.date(),
             )
-            value = self._list_length(ENDPOINTS[name].route, {"start_date": start, "end_date": end})
+            value = self._list_length(spec.route, {"start_date": start, "end_date": end})
         else:
-            value = self._list_length(ENDPOINTS[name].route, {})
+            value = self._list_length(spec.route, {})
         self._counts[name] = value
         return value
 
@@ -495,7 +479,8 @@ class _Planner:
 
     def list_cost(self, name: str, why: str = "") -> ResourceCost:
         """A list resource: its pages, from its row count when one is known or cheap."""
-        if name in self.known or name in _DATA_TYPES or name in _PROBED:
+        spec = TABLES[name]
+        if name in self.known or spec.counted_by or spec.probed:
             rows = self.count(name)
             calls, recheck = self.paged_calls(name, rows)
             return ResourceCost(name, calls, f"{rows} rows{why}{recheck}")
@@ -507,9 +492,7 @@ class _Planner:
         costs: list[ResourceCost] = []
         priced: set[str] = set()
         for name in selected:
-            parent = PARENTS.get(name)
-            if name == "course_progresses" and self._progress_mode() != "per_course":
-                parent = None
+            parent = self.parent_of(TABLES[name])
             if parent and parent not in selected and parent not in priced:
                 cost = self.price(parent)
                 costs.append(ResourceCost(cost.resource, cost.calls, cost.basis, loaded=False))
@@ -529,65 +512,53 @@ class _Planner:
             )
         return costs
 
+    def parent_of(self, spec: TableSpec) -> str | None:
+        """The table whose records `spec` fans out over under this configuration."""
+        if any(self.config.get(k) != v for k, v in spec.parent_when.items()):
+            return None
+        return spec.parent
+
     def price(self, name: str) -> ResourceCost:
-        """One resource's calls (one branch per kind of resource)."""
-        if name in SNAPSHOT_RESOURCES or name == "payments":
-            return self.list_cost(name)
-        if name == "course_progresses":
-            return self._course_progresses()
-        if name == "user_group_members":
-            groups = self.count("user_groups")
-            return ResourceCost(name, groups, f"1 per user group × {groups}")
-        if name == "saved_reports":
-            reports = self.count("saved_advanced_reports")
-            return ResourceCost(
-                name, reports, f"at most 1 download per saved report × {reports} (changed only)"
-            )
-        if name in ("learning_path_courses", "learning_path_user_groups"):
-            return ResourceCost(name, 0, "unpacked from learning_paths, no calls")
-        if name == "instructor_led_training_timeslots":
-            return self.list_cost(name, " in the window")
-        if name == "instructor_led_training_timeslot_registrations":
-            slots = self.count("instructor_led_training_timeslots")
-            return ResourceCost(name, slots, f"1 list per timeslot × {slots}")
-        if name == "competency_awards":
-            count = self.count("competencies")
-            return ResourceCost(name, count, f"1 get_competency per competency × {count}")
-        if name == "skill_leaderboards":
-            count = self.count("skills")
-            return ResourceCost(name, count, f"1 get_skill per skill × {count}")
-        if name == "program":
-            return ResourceCost(name, 1, "get_program")
-        if name == "platform_counts":
-            types = len(PLATFORM_COUNT_TYPES)
-            return ResourceCost(name, types, f"get_data × {types} data types")
-        if name in PER_USER_RESOURCES:
-            users = self.count("users")
-            return ResourceCost(name, users, f"1 per user × {users}")
-        if name == "course_item_progresses":
-            return self._course_item_progresses()
-        if name == "manager_permissions":
-            pairs = len(self.options.manager_permission_pairs)
-            return ResourceCost(name, pairs, f"1 per (user, group) pair × {pairs}")
-        if name == "async_reports":
-            reports = len(parse_async_reports(self.config.get("async_reports") or ()))
-            per_report = 1 + ASYNC_REPORT_POLLS + 1
-            self.notes.append(
-                "async reports: each slow report adds one status poll per wait "
-                "(waits double from async_report_poll_s up to 30 s)"
-            )
-            return ResourceCost(
-                name,
-                reports * per_report,
-                f"(1 request + {ASYNC_REPORT_POLLS} polls + 1 download) per report × {reports}",
-            )
-        raise ValueError(f"no cost model for resource {name!r}")  # pragma: no cover
+        """One resource's calls, by its kind and parent (a few tables, whose calls depend on
+        settings more than on a parent's rows, name their own `cost_model`)."""
+        spec = TABLES[name]
+        if spec.cost_model:
+            return getattr(self, f"cost_{spec.cost_model}")(spec)
+        if spec.kind in LIST_KINDS:
+            return self.list_cost(name, " in the window" if spec.probed else "")
+        if spec.kind == "derived":
+            return ResourceCost(name, 0, f"unpacked from {spec.parent}, no calls")
+        if spec.parent:  # fan_out, per_user, download: one call per record of the parent
+            count = self.count(spec.parent)
+            basis = f"1 {spec.route} per {spec.per} × {count}"
+            if spec.kind == "download":
+                basis = f"at most {basis} (changed only)"
+            return ResourceCost(name, count, basis)
+        # one_record, history: a fixed number of calls
+        return ResourceCost(name, spec.calls, f"{spec.route} × {spec.calls}")
+
+    def cost_manager_permissions(self, spec: TableSpec) -> ResourceCost:
+        pairs = len(self.options.manager_permission_pairs)
+        return ResourceCost(spec.name, pairs, f"1 per (user, group) pair × {pairs}")
+
+    def cost_async_reports(self, spec: TableSpec) -> ResourceCost:
+        reports = len(parse_async_reports(self.config.get("async_reports") or ()))
+        per_report = 1 + ASYNC_REPORT_POLLS + 1
+        self.notes.append(
+            "async reports: each slow report adds one status poll per wait "
+            "(waits double from async_report_poll_s up to 30 s)"
+        )
+        return ResourceCost(
+            spec.name,
+            reports * per_report,
+            f"(1 request + {ASYNC_REPORT_POLLS} polls + 1 download) per report × {reports}",
+        )
 
     def _progress_mode(self) -> str:
         return str(self.config.get("course_progress_mode"))
 
-    def _course_progresses(self) -> ResourceCost:
-        name = "course_progresses"
+    def cost_course_progresses(self, spec: TableSpec) -> ResourceCost:
+        name = spec.name
         listed = self.config.get("course_ids")
         if self._progress_mode() == "account_wide" and listed is None:
             return self.list_cost(name, " account-wide")
@@ -658,7 +629,7 @@ class _Planner:
             for course_id in picked
         ]
 
-    def _course_item_progresses(self) -> ResourceCost:
+    def cost_course_item_progresses(self, spec: TableSpec) -> ResourceCost:
         calls = 0
         pairs = 0
         for course_id in self.options.course_item_progress_course_ids:
@@ -673,24 +644,15 @@ class _Planner:
             pairs += enrolled * item_count
         courses = len(self.options.course_item_progress_course_ids)
         return ResourceCost(
-            "course_item_progresses",
+            spec.name,
             calls,
             f"1 per (enrolled user, course item) × {pairs} in {courses} course(s)",
         )
 
 
-# resources whose row count get_data answers, and those read whole to count them
-_DATA_TYPES: dict[str, str] = {
-    "users": "user_count",
-    "courses": "course_count",
-    "user_groups": "user_group_count",
-}
-_PROBED = frozenset(
-    {"skills", "competencies", "saved_advanced_reports", "instructor_led_training_timeslots"}
-)
 # the lists the source reads with `verify_stable` (snapshot_resource, course_progresses)
 _RECHECKED = frozenset({*SNAPSHOT_RESOURCES, "course_progresses"})
-_LISTS = frozenset({*SNAPSHOT_RESOURCES, "payments", "instructor_led_training_timeslots"})
+_LISTS = frozenset(spec.name for spec in TABLES.values() if spec.kind in LIST_KINDS)
 
 
 def _duration(seconds: float) -> str:

@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from skyprep_source.endpoints import Endpoint
+from skyprep_source.catalogue import TABLES, TableSpec
 from skyprep_source.errors import (
     SkyPrepCredentialsError,
     SkyPrepError,
@@ -49,15 +49,9 @@ logger = logging.getLogger("skyprep_source")
 CORE_RESOURCES: frozenset[str] = frozenset({"users", "courses", "course_progresses"})
 
 # table -> (single-record route, its id parameter): how a candidate for retirement is confirmed
+# (the catalogue's `confirm`)
 CONFIRM_ROUTES: dict[str, tuple[str, str]] = {
-    "users": ("get_user", "user_id"),
-    "courses": ("get_course", "course_id"),
-    "course_progresses": ("get_course_progress", "course_progress_id"),
-    "user_groups": ("get_user_group", "user_group_id"),
-    "learning_paths": ("get_learning_path", "learning_path_id"),
-    "instructor_led_trainings": ("get_instructor_led_training", "instructor_led_training_id"),
-    "skills": ("get_skill", "skill_id"),
-    "competencies": ("get_competency", "competency_id"),
+    spec.name: spec.confirm for spec in TABLES.values() if spec.confirm
 }
 # fields a single-record answer adds to the list's record (members, leaderboards): dropped, so
 # a confirmed record hashes as its list record does
@@ -257,7 +251,7 @@ def find_candidates(
 # ---- holding back and confirming ----------------------------------------------------------
 
 
-def hold_retirement(endpoint: Endpoint, keys: Sequence[str] | None = None) -> None:
+def hold_retirement(endpoint: TableSpec, keys: Sequence[str] | None = None) -> None:
     """Narrow this run's scd2 scope of the current resource's table to the keys of its own
     extract: changed records still get their new version, no absent row is retired.
 
@@ -273,7 +267,7 @@ def hold_retirement(endpoint: Endpoint, keys: Sequence[str] | None = None) -> No
 
 def guard_and_confirm(
     client: Any,
-    endpoint: Endpoint,
+    endpoint: TableSpec,
     seen: SeenKeys,
     policy: RetirementPolicy,
     report: RunReport,
@@ -282,7 +276,7 @@ def guard_and_confirm(
     """At the end of a complete snapshot: the records to add to it (candidates that still
     exist), after holding the table back if too much would go. Raises on a call that neither
     finds the record nor says clearly that it is gone."""
-    table = endpoint.resource
+    table = endpoint.name
     found = find_candidates(table, seen, policy.max_confirm_calls + 1, scope_sql)
     if not found.missing:
         return []
@@ -322,7 +316,7 @@ def guard_and_confirm(
 
 
 def guarded_fan_out(
-    endpoint: Endpoint,
+    endpoint: TableSpec,
     parent: str,
     read: Callable[[Any], Iterator[Any]],
     report: RunReport,
@@ -338,8 +332,6 @@ def guarded_fan_out(
     @functools.wraps(read)
     def guarded(parent_page: Any) -> Iterator[Any]:
         if not run:
-            from skyprep_source.source import snapshot_loaded_before
-
             run.update(seen=SeenKeys(endpoint.primary_key), processed=0)
             run["loaded_before"] = snapshot_loaded_before()
         for item in read(parent_page):
@@ -374,7 +366,7 @@ def isolated(
     report: RunReport,
     policy: RetirementPolicy,
     *,
-    endpoint: Endpoint | None = None,
+    endpoint: TableSpec | None = None,
     parent: str | None = None,
     empty_item: Callable[[], Any] | None = None,
     hold_keys: Sequence[str] | None = None,
@@ -414,11 +406,25 @@ def isolated(
     return guarded
 
 
-def _has_scope(endpoint: Endpoint) -> bool:
+def _has_scope(endpoint: TableSpec) -> bool:
     """Whether the table's scd2 may retire rows absent from the extract, under a scope its
     resource states on every run (so a held scope lasts this run only). Payments and timeslot
     registrations retire only within the merge keys of the extract: nothing to hold."""
-    return endpoint.strategy not in ("download", "history") and endpoint.resource not in (
+    return endpoint.kind not in ("download", "report", "history") and endpoint.name not in (
         "payments",
         "instructor_led_training_timeslot_registrations",
     )
+
+
+def snapshot_loaded_before() -> bool:
+    """Whether this resource has loaded a snapshot before (its state, saved with the load).
+
+    From the second run on, a record missing from a snapshot gets retired, so a list that
+    moved while it was paged (rows sliding past the pager) must be re-read: the client's
+    `verify_stable` check, one call per multi-page list. A first run retires nothing, so it
+    pays only the minimum calls.
+    """
+    state = dlt.current.resource_state()
+    loaded_before = bool(state.get("snapshot_loaded"))
+    state["snapshot_loaded"] = True
+    return loaded_before

@@ -6,26 +6,49 @@ type. Fields the API sends beyond these are kept too (typed from their JSON valu
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 Kind = Literal["id", "int", "float", "decimal", "bool", "timestamp", "text", "json"]
 
-TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
-MONEY_TYPE = pa.decimal128(18, 2)
 
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "id": pa.int64(),
-    "int": pa.int64(),
-    "float": pa.float64(),
-    "decimal": MONEY_TYPE,
-    "bool": pa.bool_(),
-    "timestamp": TIMESTAMP_TYPE,
-    "text": pa.string(),
-    "json": pa.string(),  # serialised JSON text, hinted to dlt as data_type "json"
-}
+@functools.cache
+def _arrow_types() -> dict[str, Any]:
+    # pyarrow is imported on first use, not with the catalogue (the CLI's --help stays cheap)
+    import pyarrow as pa
+
+    timestamp, money = pa.timestamp("us", tz="UTC"), pa.decimal128(18, 2)
+    return {
+        "TIMESTAMP_TYPE": timestamp,
+        "MONEY_TYPE": money,
+        "ARROW_TYPES": {
+            "id": pa.int64(),
+            "int": pa.int64(),
+            "float": pa.float64(),
+            "decimal": money,
+            "bool": pa.bool_(),
+            "timestamp": timestamp,
+            "text": pa.string(),
+            "json": pa.string(),  # serialised JSON text, hinted to dlt as data_type "json"
+        },
+    }
+
+
+# TIMESTAMP_TYPE, MONEY_TYPE and ARROW_TYPES (kind -> Arrow type), built on first use
+TIMESTAMP_TYPE: pa.DataType
+MONEY_TYPE: pa.DataType
+ARROW_TYPES: dict[str, pa.DataType]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in ("TIMESTAMP_TYPE", "MONEY_TYPE", "ARROW_TYPES"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _arrow_types()[name]
+
 
 # Arrow field metadata that marks a string column as JSON for the dlt hints
 JSON_FIELD_METADATA = {b"skyprep_kind": b"json"}
@@ -41,8 +64,10 @@ class EntitySchema:
     def arrow_field(self, name: str) -> pa.Field:
         """The Arrow field of a known column."""
         kind = self.fields[name]
+        import pyarrow as pa
+
         metadata = JSON_FIELD_METADATA if kind == "json" else None
-        return pa.field(name, ARROW_TYPES[kind], nullable=True, metadata=metadata)
+        return pa.field(name, _arrow_types()["ARROW_TYPES"][kind], nullable=True, metadata=metadata)
 
 
 def _fields(kind: Kind, *names: str) -> dict[str, Kind]:
@@ -323,6 +348,12 @@ USER_COMPETENCIES_ACHIEVED = EntitySchema(
     {"user_id": "id", "competency_id": "id", "achieved_at": "timestamp"},
 )
 
+# get_user_courses: the courses a user is enrolled in (directly, through groups and bundles)
+USER_COURSES = EntitySchema(
+    "user_courses",
+    {"user_id": "id", "course_id": "id", **{k: v for k, v in COURSES.fields.items() if k != "id"}},
+)
+
 COURSE_ITEM_PROGRESSES = EntitySchema(
     "course_item_progresses",
     {
@@ -387,6 +418,7 @@ ENTITY_SCHEMAS: dict[str, EntitySchema] = {
         USER_GAMIFICATION_BALANCES,
         USER_SKILL_BALANCES,
         USER_COMPETENCIES_ACHIEVED,
+        USER_COURSES,
         COURSE_ITEM_PROGRESSES,
         MANAGER_PERMISSIONS,
     )

@@ -18,9 +18,10 @@ import requests
 from skyprep_sandbox import Sandbox
 from skyprep_source import arrow_pages
 from skyprep_source.arrow_pages import MAX_MISSES, ArrowPages
-from skyprep_source.client import JSON_ROWS, SkyPrepClient, key_of
-from skyprep_source.endpoints import ENDPOINTS
+from skyprep_source.catalogue import LIST_KINDS, TABLES
+from skyprep_source.client import SkyPrepClient
 from skyprep_source.normalize import records_to_table
+from skyprep_source.pager import JSON_ROWS, key_of
 from skyprep_source.schemas import COURSE_PROGRESSES, COURSES, PAYMENTS, USERS, EntitySchema
 
 
@@ -55,17 +56,17 @@ def post_raw(sandbox: Sandbox, route: str, **params: Any) -> bytes:
 def test_every_sandbox_list_page_reads_the_same_through_both_paths(sandbox: Sandbox) -> None:
     taken = []
     course_id = orjson.loads(post_raw(sandbox, "get_courses"))[0]["id"]
-    for endpoint in ENDPOINTS.values():
-        if endpoint.strategy not in ("snapshot", "window") or not endpoint.paged:
+    for endpoint in TABLES.values():
+        if endpoint.kind not in LIST_KINDS and endpoint.name != "course_progresses":
             continue
         params = dict(endpoint.params)
-        if endpoint.resource == "course_progresses":
+        if endpoint.name == "course_progresses":
             params["course_id"] = course_id
         body = post_raw(sandbox, endpoint.route, per_page=1000, **params)
         expected = dict_path(body, endpoint.schema)
         fast = ArrowPages(endpoint.schema).decode(body)
         if fast is not None:
-            taken.append(endpoint.resource)
+            taken.append(endpoint.name)
             assert_same_table(fast, expected)
     # the largest list must take the fast path, or it buys nothing; users do not here: the
     # sandbox sends some of their ids as text ("8877"), which only the dict path types

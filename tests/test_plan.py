@@ -101,7 +101,7 @@ def test_plan_is_within_ten_percent_with_every_opt_in_resource(
     world = sandbox.world
     config = config_for(
         sandbox,
-        per_user_resources=["user_gamification_balances", "user_skill_balances"],
+        per_user_resources=["user_gamification_balances", "user_skill_balances", "user_courses"],
         course_item_progress_course_ids=[world.courses.ids()[0]],
         manager_permission_pairs=[(world.users.ids()[0], world.user_groups.ids()[0])],
         async_reports=["all_users"],
@@ -109,6 +109,7 @@ def test_plan_is_within_ten_percent_with_every_opt_in_resource(
     plan = plan_run(config)
     per_user = {c.resource: c.calls for c in plan.costs}
     assert per_user["user_gamification_balances"] == len(world.users)
+    assert per_user["user_courses"] == len(world.users)
     actual = run_calls(sandbox, tmp_path, config)
     assert abs(plan.total_calls - actual) <= 0.1 * actual, (plan.total_calls, actual, str(plan))
 

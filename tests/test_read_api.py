@@ -15,9 +15,9 @@ import pytest
 import requests
 
 from skyprep_sandbox import Sandbox, World
-from skyprep_source import DATASET_NAME, ENDPOINTS, READ_ROUTES, skyprep
+from skyprep_source import DATASET_NAME, READ_ROUTES, skyprep
 from skyprep_source.account_resources import timeslot_window
-from skyprep_source.endpoints import OPT_IN_RESOURCES
+from skyprep_source.catalogue import OPT_IN_RESOURCES, TABLES
 
 SECRET = "read-api-secret-key-9Xw2"
 NEW_TABLES = (
@@ -268,7 +268,7 @@ def test_each_new_table_is_unique_on_its_catalogue_key(
 ) -> None:
     _, warehouse, _ = loaded
     for table in NEW_TABLES:
-        key = ENDPOINTS[table].primary_key
+        key = TABLES[table].primary_key
         rows = warehouse.current(table)
         assert rows, table
         keys = [tuple(row[k] for k in key) for row in rows]
@@ -295,14 +295,14 @@ def test_opt_in_resources_are_absent_unless_asked_for(
     assert not set(OPT_IN_RESOURCES) & set(source.resources.keys())
     assert not set(OPT_IN_RESOURCES) & warehouse.tables()
     called = set(sb.stats()["calls"])
-    opt_in_routes = {ENDPOINTS[name].route for name in OPT_IN_RESOURCES}
+    opt_in_routes = {TABLES[name].route for name in OPT_IN_RESOURCES}
     assert not called & opt_in_routes
     assert {"get_login_key", "get_course_otp"}.isdisjoint(called)
     assert sb.stats()["mutating_calls"] == 0
 
 
 def test_every_catalogue_route_is_on_the_read_allow_list() -> None:
-    assert {endpoint.route for endpoint in ENDPOINTS.values()} <= READ_ROUTES
+    assert {endpoint.route for endpoint in TABLES.values()} <= READ_ROUTES
 
 
 # ---- re-runs and windows ---------------------------------------------------------------------
@@ -414,6 +414,32 @@ def test_per_user_resources_call_once_per_user_and_load_balances_and_competencie
         (uid, cid) for cid, awards in world.competency_awards.items() for uid, _ in awards
     }
     assert "users" not in warehouse.tables(), "users only fed the fan-out"
+
+
+def test_user_courses_call_once_per_user_and_load_each_users_courses_once(
+    sandbox: Sandbox, warehouse_for: Callable[[Sandbox], Warehouse]
+) -> None:
+    world = sandbox.world
+    expected = {
+        (uid, course["id"])
+        for uid in world.users.ids()
+        for course in world.records("get_user_courses", user_id=uid)
+    }
+    assert expected, "the tiny world enrolls someone"
+    warehouse = warehouse_for(sandbox)
+    warehouse.load("user_courses", per_user_resources=["user_courses"])
+    assert sandbox.stats()["calls"]["get_user_courses"] == len(world.users)
+    current = warehouse.current("user_courses")
+    assert ids(current, "user_id", "course_id") == expected
+    assert len(current) == len(expected), "unique on (user_id, course_id)"
+    types = warehouse.column_types("user_courses")
+    assert types["user_id"] == types["course_id"] == "BIGINT"
+    assert types["updated_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["active"] == "BOOLEAN"
+    assert "id" not in types, "the course's id is course_id"
+    versions = len(warehouse.all_versions("user_courses"))
+    warehouse.load("user_courses", per_user_resources=["user_courses"])
+    assert len(warehouse.all_versions("user_courses")) == versions, "a rerun rewrites nothing"
 
 
 def test_manager_permissions_load_for_the_listed_pairs_with_flags_as_booleans(

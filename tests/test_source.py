@@ -21,7 +21,8 @@ from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from skyprep_sandbox import Sandbox, World
-from skyprep_source import DATASET_NAME, ENDPOINTS, READ_ROUTES, skyprep
+from skyprep_source import DATASET_NAME, READ_ROUTES, skyprep
+from skyprep_source.catalogue import TABLES
 from skyprep_source.errors import SkyPrepCredentialsError, SkyPrepRequestFailed
 from skyprep_source.normalize import records_to_table
 
@@ -116,7 +117,7 @@ def world_rows(world: World, table: str) -> list[dict[str, Any]]:
             ),
             key=lambda r: (r["user_group_id"], r["user_id"]),
         )
-    endpoint = ENDPOINTS[table]
+    endpoint = TABLES[table]
     return records_to_table(world.records(endpoint.route), endpoint.schema).to_pylist()
 
 
@@ -247,7 +248,7 @@ def test_a_late_refund_is_caught_by_the_periodic_full_read_of_payments(
 def test_payments_window_reads_in_full_on_the_first_run_and_when_a_full_read_is_due() -> None:
     from datetime import datetime, timezone
 
-    from skyprep_source.source import payments_window_days
+    from skyprep_source.core_resources import payments_window_days
 
     now = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)
     newest = "2026-11-26T09:00:00+00:00"
@@ -418,7 +419,7 @@ def test_page_drift_never_doubles_misses_or_wrongly_retires_a_record(
     warehouse = warehouse_for(sandbox)
     warehouse.load(page_size=7, verify_paging=verify_paging)
     before = {r["id"] for r in warehouse.current(table)}
-    route = ENDPOINTS[table].route
+    route = TABLES[table].route
     sandbox.inject_fault(kind, route=route, count=1, records=3)
     warehouse.load(page_size=7, verify_paging=verify_paging)
     assert sandbox.stats()["faults"] == 1
@@ -648,14 +649,14 @@ def test_a_course_destroyed_upstream_answers_404_and_its_progresses_are_retired(
 
 
 def test_prefetched_yields_every_item_in_order() -> None:
-    from skyprep_source.source import prefetched
+    from skyprep_source.read_ahead import prefetched
 
     assert list(prefetched(iter(range(50)), depth=2)) == list(range(50))
 
 
 def _ahead_of_one(helper: str, make: Callable[[], Iterator[int]]) -> Iterator[int]:
     """One producer through `prefetched`, or through `read_ahead` among two more sources."""
-    from skyprep_source.source import prefetched, read_ahead
+    from skyprep_source.read_ahead import prefetched, read_ahead
 
     if helper == "prefetched":
         return prefetched(make(), depth=1)
@@ -694,7 +695,7 @@ def test_the_producers_stop_when_the_consumer_stops(helper: str) -> None:
 
 
 def test_read_ahead_yields_every_source_in_order() -> None:
-    from skyprep_source.source import read_ahead
+    from skyprep_source.read_ahead import read_ahead
 
     sources = [lambda n=n: iter(range(n * 10, n * 10 + n)) for n in range(8)]
     expected = [i for n in range(8) for i in range(n * 10, n * 10 + n)]
@@ -704,7 +705,7 @@ def test_read_ahead_yields_every_source_in_order() -> None:
 
 
 def test_read_ahead_works_sources_at_once_and_stays_bounded() -> None:
-    from skyprep_source.source import read_ahead
+    from skyprep_source.read_ahead import read_ahead
 
     running: list[int] = []
     peak_running = [0]
@@ -734,7 +735,7 @@ def test_read_ahead_works_sources_at_once_and_stays_bounded() -> None:
 
 
 def test_read_ahead_raises_a_sources_error_in_its_place() -> None:
-    from skyprep_source.source import read_ahead
+    from skyprep_source.read_ahead import read_ahead
 
     def failing() -> Iterator[int]:
         yield 10

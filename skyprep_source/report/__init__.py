@@ -24,11 +24,12 @@ from typing import Any
 
 import dlt
 
+from skyprep_source import REPORT_FILE
 from skyprep_source.models import DEFAULT_ANALYTICS_DATASET
 from skyprep_source.report import page, sections
 from skyprep_source.report.marts import MartReader
 
-DEFAULT_REPORT_FILE = "skyprep_report.html"
+DEFAULT_REPORT_FILE = REPORT_FILE
 
 log = logging.getLogger(__name__)
 
