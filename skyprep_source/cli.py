@@ -204,9 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         describe_failure,
         format_traceback,
         rebuild_models,
+        report_of_destination,
         run_load,
     )
-    from skyprep_source.report import report_of_destination
 
     quiet = bool(getattr(args, "quiet", False)) and not args.verbose
     logging.basicConfig(

@@ -34,7 +34,7 @@ from dlt.common.runtime.collector_base import Collector
 from dlt.destinations.exceptions import DatabaseException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from skyprep_source import DATASET_NAME, PIPELINE_NAME
+from skyprep_source import DATASET_NAME, PIPELINE_NAME, REPORT_FILE
 from skyprep_source.errors import (
     SkyPrepAPIError,
     SkyPrepCredentialsError,
@@ -778,6 +778,43 @@ def out_of_memory_reason(doing: str, error: BaseException) -> str:
         f"{MEMORY_SETTING}, or run on a machine with more memory (`skyprep models` then "
         "rebuilds the models alone)"
     )
+
+
+def report_of_destination(
+    output: str | os.PathLike[str] = REPORT_FILE,
+    *,
+    destination: Any = "duckdb",
+    pipeline_name: str = "skyprep",
+    dataset_name: str = "skyprep_data",
+    analytics_dataset: str = ANALYTICS_DATASET_NAME,
+    pipelines_dir: str | None = None,
+) -> Any:
+    """`skyprep report`: the report of what earlier runs loaded, without loading anything.
+
+    The pipeline is opened as `skyprep run` opens it (same name, destination, datasets). On
+    DuckDB, a database file that is not there is an error naming the fix, not a new empty file.
+    """
+    from skyprep_source.report import build_report
+
+    destination = job_destination(destination, pipeline_name)
+    check_destination_driver(destination)
+    pipeline_args: dict[str, Any] = {
+        "pipeline_name": pipeline_name,
+        "destination": destination,
+        "dataset_name": dataset_name,
+    }
+    if pipelines_dir:
+        pipeline_args["pipelines_dir"] = pipelines_dir
+    pipeline = dlt.pipeline(**pipeline_args)
+    # the DuckDB file `skyprep run` loads from here (a state of another file stops, as there)
+    database = check_state_location(pipeline, destination, record=False)
+    if database is not None and not os.path.exists(database):
+        raise JobFailure(
+            ExitCode.CONFIG,
+            f"no DuckDB database at {database}: run `skyprep run` first (from the same "
+            "directory), or set DESTINATION__DUCKDB__CREDENTIALS to the database's path",
+        )
+    return build_report(pipeline, output, analytics_dataset=analytics_dataset)
 
 
 def write_report_for(

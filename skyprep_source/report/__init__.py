@@ -119,47 +119,4 @@ def build_report(
     )
 
 
-def report_of_destination(
-    output: str | os.PathLike[str] = DEFAULT_REPORT_FILE,
-    *,
-    destination: Any = "duckdb",
-    pipeline_name: str = "skyprep",
-    dataset_name: str = "skyprep_data",
-    analytics_dataset: str = DEFAULT_ANALYTICS_DATASET,
-    pipelines_dir: str | None = None,
-) -> ReportResult:
-    """`skyprep report`: the report of what earlier runs loaded, without loading anything.
-
-    The pipeline is opened as `skyprep run` opens it (same name, destination, datasets). On
-    DuckDB, a database file that is not there is an error naming the fix, not a new empty file.
-    """
-    from skyprep_source.job import (
-        ExitCode,
-        JobFailure,
-        check_destination_driver,
-        check_state_location,
-        job_destination,
-    )
-
-    destination = job_destination(destination, pipeline_name)
-    check_destination_driver(destination)
-    pipeline_args: dict[str, Any] = {
-        "pipeline_name": pipeline_name,
-        "destination": destination,
-        "dataset_name": dataset_name,
-    }
-    if pipelines_dir:
-        pipeline_args["pipelines_dir"] = pipelines_dir
-    pipeline = dlt.pipeline(**pipeline_args)
-    # the DuckDB file `skyprep run` loads from here (a state of another file stops, as there)
-    database = check_state_location(pipeline, destination, record=False)
-    if database is not None and not Path(database).exists():
-        raise JobFailure(
-            ExitCode.CONFIG,
-            f"no DuckDB database at {database}: run `skyprep run` first (from the same "
-            "directory), or set DESTINATION__DUCKDB__CREDENTIALS to the database's path",
-        )
-    return build_report(pipeline, output, analytics_dataset=analytics_dataset)
-
-
-__all__ = ["DEFAULT_REPORT_FILE", "ReportResult", "build_report", "report_of_destination"]
+__all__ = ["DEFAULT_REPORT_FILE", "ReportResult", "build_report"]

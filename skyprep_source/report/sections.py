@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from skyprep_source.report import svg
+import skyprep_source.report.svg as svg
 from skyprep_source.report.marts import MartReader
 
 STATUSES = ("compliant", "in_progress", "overdue", "expired", "not_compliant")
