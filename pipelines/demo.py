@@ -29,7 +29,7 @@ import duckdb
 import orjson
 
 from skyprep_sandbox import Sandbox, World
-from skyprep_source import DATASET_NAME, DUCKDB_FILE, PIPELINE_NAME, changes
+from skyprep_source import DATASET_NAME, DUCKDB_FILE, PIPELINE_NAME, REPORT_FILE, changes
 from skyprep_source.changes import ChangeReader, TableChanges, load_boundary
 from skyprep_source.job import (
     ANALYTICS_DATASET_NAME,
@@ -38,7 +38,6 @@ from skyprep_source.job import (
     describe_failure,
     run_load,
 )
-from skyprep_source.report import DEFAULT_REPORT_FILE
 
 SCALE_ENV = "SKYPREP_DEMO_SCALE"
 # the sandbox's users carry their department in ca_0 and their location in ca_1; mapping them
@@ -218,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "base_url": sandbox.base_url,
                 "requests_per_minute": None,  # the sandbox has no rate limit to respect
             },
-            report_path=str(Path.cwd() / DEFAULT_REPORT_FILE),
+            report_path=str(Path.cwd() / REPORT_FILE),
         )
         try:
             calls_before = sandbox.stats()["calls_total"]

@@ -29,8 +29,6 @@ from skyprep_source.models import DEFAULT_ANALYTICS_DATASET
 from skyprep_source.report import page, sections
 from skyprep_source.report.marts import MartReader
 
-DEFAULT_REPORT_FILE = REPORT_FILE
-
 log = logging.getLogger(__name__)
 
 
@@ -60,7 +58,7 @@ def account_name(pipeline: Any) -> str:
 
 def build_report(
     pipeline: Any,
-    output: str | os.PathLike[str] = DEFAULT_REPORT_FILE,
+    output: str | os.PathLike[str] = REPORT_FILE,
     *,
     analytics_dataset: str = DEFAULT_ANALYTICS_DATASET,
     account: str | None = None,
@@ -119,4 +117,4 @@ def build_report(
     )
 
 
-__all__ = ["DEFAULT_REPORT_FILE", "ReportResult", "build_report"]
+__all__ = ["ReportResult", "build_report"]
