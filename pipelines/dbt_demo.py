@@ -64,7 +64,8 @@ def base_tables(db: duckdb.DuckDBPyConnection, schema: str) -> dict[str, list[tu
     ).fetchall()
     tables: dict[str, list[tuple[str, str]]] = {}
     for name, column, kind in rows:
-        tables.setdefault(name, []).append((column, kind))
+        if not name.startswith("_"):  # the runner's bookkeeping (_skyprep_models)
+            tables.setdefault(name, []).append((column, kind))
     return tables
 
 

@@ -159,12 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-report", action="store_true", help="do not write the HTML report")
 
-    commands.add_parser(
+    models = commands.add_parser(
         "models",
         parents=[common, where],
         help="rebuild the SQL models from the loaded data (no SkyPrep calls)",
         description="Rebuild the SQL models from the data already loaded, without reading "
         "SkyPrep (e.g. after a run that exited 7).",
+    )
+    models.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild the history marts from every load, not only the loads they lack",
     )
 
     report = commands.add_parser(
@@ -230,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     pipeline_name=args.pipeline_name,
                     pipelines_dir=args.pipelines_dir,
                     progress=None if quiet else sys.stderr,
+                    full_refresh=args.full_refresh,
                 )
             )
             print("\n".join(summary.lines()), flush=True)

@@ -22,7 +22,7 @@ import argparse
 import importlib.util
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from skyprep_source.models import (
     build_order,
     for_dialect,
     load_models,
+    new_rows_condition,
     qualified_select,
 )
 
@@ -152,7 +153,13 @@ class Checkout:
 
 # --- SQL ------------------------------------------------------------------------------------
 
-_PLACEHOLDER = re.compile(r'"?__skyprep_(ref|source)__(\w+)"?')
+_PLACEHOLDER = re.compile(r'"?__skyprep_(ref|source|this)__(\w+)"?')
+# where an incremental model filters its source model: dbt's is_incremental() decides
+_NEW_ROWS_PLACEHOLDER = "__skyprep_new_rows__"
+INCREMENTAL_CONFIG = (
+    "{{ config(materialized='incremental', incremental_strategy='append', "
+    "on_schema_change='fail') }}"
+)
 
 
 def render_select(
@@ -162,6 +169,8 @@ def render_select(
     `empty_raw`, its raw table replaced by the runner's empty stand-in (optional staging)."""
 
     def name_table(name: str) -> exp.Table:
+        if name == model.name:  # an incremental model reads itself: dbt's {{ this }}
+            return exp.Table(this=exp.to_identifier(f"__skyprep_this__{name}"))
         kind = "ref" if name in models or name == SETTINGS_RELATION else "source"
         return exp.Table(this=exp.to_identifier(f"__skyprep_{kind}__{name}"))
 
@@ -170,13 +179,27 @@ def render_select(
         options["empty_raw"] = model.raw_refs
     if model.name == ORG_DIMENSION_MODEL:
         options["org_dimensions"] = {_ORG_PLACEHOLDER: "ca_0"}
+    if model.materialization == "incremental":
+        options["new_rows_where"] = exp.column(_NEW_ROWS_PLACEHOLDER)
     select = qualified_select(model, name_table, **options)
     sql = for_dialect(select, dialect).sql(dialect=dialect, pretty=True)
     if any(mark in sql for mark in ("{{", "{%", "{#")):
         raise DbtPackageError(f"{model.name}: the SQL holds Jinja delimiters; dbt would read them")
+    if model.materialization == "incremental":
+        # the runner's append (new_rows_condition) when dbt appends, every row when it builds
+        condition = qualified_select_condition(model, name_table, dialect)
+        sql, count = re.subn(
+            rf'"?{_NEW_ROWS_PLACEHOLDER}"?',
+            f"{{% if is_incremental() %}}{condition}{{% else %}}TRUE{{% endif %}}",
+            sql,
+        )
+        if count < 1:
+            raise DbtPackageError(f"{model.name}: the new-rows filter found no place")
 
     def jinja(match: re.Match[str]) -> str:
         kind, name = match.groups()
+        if kind == "this":
+            return "{{ this }}"
         return (
             f"{{{{ ref('{name}') }}}}"
             if kind == "ref"
@@ -198,6 +221,17 @@ def render_select(
         if count != 1:
             raise DbtPackageError(f"{model.name}: the org-dimension columns found no place")
     return sql
+
+
+def qualified_select_condition(
+    model: Model, name_table: Callable[[str], exp.Table], dialect: str
+) -> str:
+    """The runner's new-rows condition of an incremental model, its own table named by
+    `name_table`, in `dialect` on one line."""
+    condition = new_rows_condition(model)
+    for table in list(condition.find_all(exp.Table)):
+        table.replace(name_table(table.name))
+    return condition.sql(dialect=dialect)
 
 
 def _select_for(model: Model, models: Mapping[str, Model], dialect: str) -> str:
@@ -226,6 +260,8 @@ def model_file(model: Model, models: Mapping[str, Model]) -> str:
         f'{supported}, not " ~ target.type) }}}}\n'
         "{%- endif %}\n"
     )
+    if model.materialization == "incremental":
+        guard = f"{INCREMENTAL_CONFIG}\n{guard}"
     if len(set(renderings.values())) == 1:
         return f"{header}\n{guard}{renderings[MODELS_DIALECT]}\n"
     branches = []

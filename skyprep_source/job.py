@@ -168,6 +168,8 @@ def models_lines(models: Any, note: str | None = None) -> list[str]:
         f"models: {len(models.built)} built in {models.dataset_name}{skipped}"
         f" (as of {models.as_of})"
     ]
+    if models.appended:
+        out.append(f"  new loads appended to {', '.join(models.appended)}")
     out += [f"  skipped {name}: {reason}" for name, reason in sorted(models.skipped.items())]
     return out
 
@@ -391,7 +393,7 @@ def _run_load(options: RunOptions) -> RunSummary:
     if options.build_models:
         models_started = time.monotonic()
         summary.models, summary.models_note = build_models_for(
-            pipeline, options.analytics_dataset_name, options.progress
+            pipeline, options.analytics_dataset_name, options.progress, options.full_refresh
         )
         summary.seconds_by_step["models"] = time.monotonic() - models_started
     else:
@@ -441,7 +443,9 @@ def rebuild_models(options: RunOptions) -> RunSummary:
         pipeline_args["pipelines_dir"] = options.pipelines_dir
     pipeline = dlt.pipeline(**pipeline_args)
     location = check_state_location(pipeline, destination, record=False)
-    models, note = build_models_for(pipeline, options.analytics_dataset_name, options.progress)
+    models, note = build_models_for(
+        pipeline, options.analytics_dataset_name, options.progress, options.full_refresh
+    )
     return RunSummary(
         pipeline_name=pipeline.pipeline_name,
         destination=pipeline.destination.destination_name,
@@ -724,9 +728,10 @@ def loaded_rows(pipeline: Any) -> dict[str, int]:
 
 
 def build_models_for(
-    pipeline: Any, dataset_name: str, progress: TextIO | None = None
+    pipeline: Any, dataset_name: str, progress: TextIO | None = None, full_refresh: bool = False
 ) -> tuple[Any, str | None]:
-    """Build the SQL models if the models runner is installed; a failure is a JobFailure."""
+    """Build the SQL models if the models runner is installed; a failure is a JobFailure.
+    `full_refresh` rebuilds the incremental (history) marts from every load."""
     try:
         from skyprep_source.models import build_models
     except ImportError as missing:
@@ -735,7 +740,7 @@ def build_models_for(
     if progress is not None:
         print(f"[skyprep] models: building in {dataset_name}", file=progress, flush=True)
     try:
-        models = build_models(pipeline, dataset_name=dataset_name)
+        models = build_models(pipeline, dataset_name=dataset_name, full_refresh=full_refresh)
     except Exception as failure:
         if is_out_of_memory(failure):
             reason = out_of_memory_reason("building the models", failure)
@@ -748,9 +753,10 @@ def build_models_for(
         ) from failure
     if progress is not None:
         skipped = f", {len(models.skipped)} skipped" if models.skipped else ""
+        appended = f" ({len(models.appended)} appended to)" if models.appended else ""
         print(
             f"[skyprep] models done in {time.monotonic() - started:.1f}s: "
-            f"{len(models.built)} built{skipped}",
+            f"{len(models.built)} built{appended}{skipped}",
             file=progress,
             flush=True,
         )

@@ -8,12 +8,18 @@ This module parses each file with sqlglot, derives the build order from the tabl
 qualifies every reference with the raw or the analytics dataset, transpiles to the
 destination's dialect (rewriting what sqlglot cannot, e.g. ``median`` for BigQuery) and executes through ``pipeline.sql_client()``: staging as views,
 marts as tables; an intermediate model is ephemeral, a CTE of each model that reads it (rules
-shared by several marts, written once, with nothing more in the analytics dataset).
+shared by several marts, written once, with nothing more in the analytics dataset). A mart
+with an ``-- incremental: <model>.<key>`` line (the history marts, one row set per load) is
+built in full once and then only appended: each build evaluates the rows of ``<model>`` whose
+``<key>`` the table does not hold yet; it is rebuilt in full when its SQL, the SQL of anything
+it reads, the settings or the datasets change (the fingerprint kept in ``_skyprep_models``),
+or when asked (``full_refresh``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import importlib.resources
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -51,6 +57,13 @@ ORG_DIMENSION_MODEL = "dim_users"
 # a staging file with this line reads as empty (the columns the source declares for its raw
 # table) when the raw table was never loaded, instead of being skipped with its dependents
 OPTIONAL_MARKER = "-- optional:"
+# a mart with this line (`-- incremental: stg_dlt_loads.load_id`) is appended at each build with
+# the rows of the named model whose key the table does not hold yet (docs/models.md, "Incremental
+# history marts")
+INCREMENTAL_MARKER = "-- incremental:"
+# the runner's record of each incremental mart's fingerprint (model, fingerprint), in the
+# analytics dataset; the leading underscore marks it as bookkeeping, like dlt's _dlt_loads
+FINGERPRINTS_RELATION = "_skyprep_models"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
@@ -146,14 +159,19 @@ class Model:
     raw_refs: frozenset[str]
     # staging only: reads as empty instead of being skipped when its raw table is not loaded
     optional: bool = False
+    # marts only: (model, key column) whose new rows are appended at each build
+    incremental: tuple[str, str] | None = None
 
     @property
-    def materialization(self) -> Literal["view", "table", "ephemeral"]:
-        """Staging models are views (always fresh, no copy); marts are tables (fast to read);
-        intermediate models are ephemeral (inlined as a CTE where they are read)."""
+    def materialization(self) -> Literal["view", "table", "ephemeral", "incremental"]:
+        """Staging models are views (always fresh, no copy); marts are tables (fast to read),
+        appended to when incremental; intermediate models are ephemeral (inlined as a CTE where
+        they are read)."""
         if self.layer == "staging":
             return "view"
-        return "ephemeral" if self.layer == "intermediate" else "table"
+        if self.layer == "intermediate":
+            return "ephemeral"
+        return "incremental" if self.incremental else "table"
 
     def parse(self) -> exp.Expr:
         """A fresh syntax tree of the model's SELECT (callers may mutate it)."""
@@ -170,6 +188,8 @@ class ModelsBuild:
     built: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
+    # incremental marts that were appended to (the others of `built` were built in full)
+    appended: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         marts = ", ".join(f"{name}={count}" for name, count in self.rows.items())
@@ -177,6 +197,8 @@ class ModelsBuild:
             f"built {len(self.built)} models in {self.dataset_name} on {self.destination} "
             f"(as of {self.as_of}): {marts}"
         )
+        if self.appended:
+            text += f"; appended to {', '.join(self.appended)}"
         if self.skipped:
             text += f"; skipped {', '.join(sorted(self.skipped))}"
         return text
@@ -261,8 +283,31 @@ def load_models(directory: Traversable | None = None) -> dict[str, Model]:
         optional = layer == "staging" and any(
             line.strip().lower().startswith(OPTIONAL_MARKER) for line in sql.splitlines()
         )
-        models[name] = Model(name, layer, sql, model_refs, raw_refs, optional)
+        incremental = _incremental_marker(name, layer, sql, model_refs)
+        models[name] = Model(name, layer, sql, model_refs, raw_refs, optional, incremental)
     return models
+
+
+def _incremental_marker(
+    name: str, layer: Layer, sql: str, model_refs: frozenset[str]
+) -> tuple[str, str] | None:
+    """(model, key) of a mart's `-- incremental: <model>.<key>` line, checked."""
+    lines = [
+        line.strip()[len(INCREMENTAL_MARKER) :].strip()
+        for line in sql.splitlines()
+        if line.strip().lower().startswith(INCREMENTAL_MARKER)
+    ]
+    if not lines:
+        return None
+    spec = lines[0].split()[0] if lines[0] else ""
+    source, _, key = spec.partition(".")
+    if layer != "marts" or len(lines) > 1 or not key or source not in model_refs:
+        raise ModelDefinitionError(
+            f"{name}: an incremental mart has one line '{INCREMENTAL_MARKER} <model>.<key>' "
+            "naming a model it reads and that model's key column "
+            f"(e.g. '{INCREMENTAL_MARKER} stg_dlt_loads.load_id')"
+        )
+    return source, key
 
 
 def build_order(models: Mapping[str, Model]) -> list[str]:
@@ -370,6 +415,34 @@ def inline_ephemeral(
     return expression
 
 
+def new_rows_condition(model: Model) -> exp.Expr:
+    """`<key> NOT IN (SELECT <key> FROM <the model itself>)`: the rows of an incremental mart's
+    source model that the mart does not hold yet (unqualified: the namer qualifies the model)."""
+    if model.incremental is None:
+        raise ModelDefinitionError(f"{model.name}: not an incremental model")
+    _, key = model.incremental
+    held = exp.select(exp.column(key)).from_(exp.to_table(model.name))
+    return exp.not_(exp.column(key).isin(query=held))
+
+
+def only_new_rows(expression: exp.Expr, model: Model, condition: exp.Expr) -> exp.Expr:
+    """`expression` with every read of the incremental mart's source model replaced by
+    `(SELECT * FROM <source> WHERE <condition>) AS <source>`."""
+    if model.incremental is None:
+        raise ModelDefinitionError(f"{model.name}: not an incremental model")
+    source, _ = model.incremental
+    reads = [t for t in expression.find_all(exp.Table) if t.name == source and not t.db]
+    if not reads:
+        raise ModelDefinitionError(f"{model.name}: reads no {source} to take new rows from")
+    for table in reads:
+        alias = table.alias_or_name
+        filtered = exp.select("*").from_(exp.to_table(source)).where(condition.copy())
+        table.replace(
+            exp.Subquery(this=filtered, alias=exp.TableAlias(this=exp.to_identifier(alias)))
+        )
+    return expression
+
+
 def qualified_select(
     model: Model,
     name_table: TableNamer,
@@ -377,14 +450,19 @@ def qualified_select(
     empty_raw: Iterable[str] = (),
     org_dimensions: Mapping[str, str] | None = None,
     ephemeral: Mapping[str, Model] | None = None,
+    new_rows_where: exp.Expr | None = None,
 ) -> exp.Expr:
     """The model's SELECT with every table reference qualified by `name_table`; the raw tables
     in `empty_raw` replaced by an empty stand-in (optional staging models), for dim_users the
     org-dimension columns appended and, given the models as `ephemeral`, the intermediate
-    models it reads inlined as CTEs (else they stay references, as dbt wants them)."""
+    models it reads inlined as CTEs (else they stay references, as dbt wants them). With
+    `new_rows_where` (an incremental mart), its source model read through that condition
+    (`only_new_rows`)."""
     expression = model.parse()
     if model.name == ORG_DIMENSION_MODEL and org_dimensions:
         expression = org_dimension_columns(expression, org_dimensions)
+    if new_rows_where is not None:
+        expression = only_new_rows(expression, model, new_rows_where)
     if ephemeral:
         expression = inline_ephemeral(expression, model.model_refs, ephemeral)
     empty = set(empty_raw)
@@ -435,23 +513,62 @@ def render_statements(
     empty_raw: Iterable[str] = (),
     org_dimensions: Mapping[str, str] | None = None,
     ephemeral: Mapping[str, Model] | None = None,
+    append: bool = False,
 ) -> list[str]:
-    """DROP + CREATE of the model as a view or a table, transpiled to `dialect`.
+    """DROP + CREATE of the model as a view or a table, transpiled to `dialect`; with `append`
+    (an incremental mart whose table exists), one INSERT of the rows it does not hold yet.
 
     Drop-then-create rather than CREATE OR REPLACE: PostgreSQL has no CREATE OR REPLACE TABLE
     and refuses to replace a view whose columns changed.
     """
     if model.materialization == "ephemeral":
         raise ModelDefinitionError(f"{model.name}: ephemeral; it is inlined where it is read")
+    if append and model.materialization != "incremental":
+        raise ModelDefinitionError(f"{model.name}: only an incremental mart is appended to")
     target = name_table(model.name)
-    kind = model.materialization.upper()
-    drop = exp.Drop(tables=[target.copy()], kind=kind, exists=True)
     select = qualified_select(
-        model, name_table, empty_raw=empty_raw, org_dimensions=org_dimensions, ephemeral=ephemeral
+        model,
+        name_table,
+        empty_raw=empty_raw,
+        org_dimensions=org_dimensions,
+        ephemeral=ephemeral,
+        new_rows_where=new_rows_condition(model) if append else None,
     )
     select = for_dialect(select, dialect)
+    if append:
+        assert isinstance(select, exp.Query)
+        columns = [exp.to_identifier(name) for name in select.named_selects]
+        into = exp.Schema(this=target.copy(), expressions=columns)
+        insert = exp.Insert(this=into, expression=select)
+        return [insert.sql(dialect=dialect, pretty=True)]
+    kind = "VIEW" if model.materialization == "view" else "TABLE"
+    drop = exp.Drop(tables=[target.copy()], kind=kind, exists=True)
     create = exp.Create(this=target.copy(), kind=kind, expression=select)
     return [drop.sql(dialect=dialect), create.sql(dialect=dialect, pretty=True)]
+
+
+def fingerprint(
+    model: Model,
+    models: Mapping[str, Model],
+    create_sql: str,
+    settings: ModelSettings,
+) -> str:
+    """What an incremental mart's rows depend on: its CREATE as rendered for the destination
+    (datasets included), the SQL of every model it reads (directly or not) and the settings.
+    A table built under another fingerprint is rebuilt in full."""
+    upstream: set[str] = set()
+    waiting = list(model.model_refs)
+    while waiting:
+        name = waiting.pop()
+        if name in upstream or name not in models:
+            continue
+        upstream.add(name)
+        waiting += models[name].model_refs
+    digest = hashlib.sha256(create_sql.encode())
+    for name in sorted(upstream):
+        digest.update(f"\0{name}\0{models[name].sql}".encode())
+    digest.update(repr(sorted(settings.rows(), key=repr)).encode())
+    return digest.hexdigest()
 
 
 def settings_statements(settings: ModelSettings, dialect: str, name_table: TableNamer) -> list[str]:
@@ -476,6 +593,40 @@ def settings_statements(settings: ModelSettings, dialect: str, name_table: Table
     return statements
 
 
+def fingerprint_statements(
+    fingerprints: Mapping[str, str], dialect: str, name_table: TableNamer
+) -> list[str]:
+    """DROP + CREATE + INSERT of `_skyprep_models` (model, fingerprint), in `dialect`: the
+    fingerprint each incremental mart was just built under."""
+    target = name_table(FINGERPRINTS_RELATION)
+    drop = exp.Drop(tables=[target.copy()], kind="TABLE", exists=True)
+    create = (
+        f"create table {target.sql(dialect=MODELS_DIALECT)} (model varchar, fingerprint varchar)"
+    )
+    statements = [
+        drop.sql(dialect=dialect),
+        sqlglot.transpile(create, read=MODELS_DIALECT, write=dialect)[0],
+    ]
+    if fingerprints:
+        values = [
+            exp.Tuple(expressions=[exp.Literal.string(name), exp.Literal.string(digest)])
+            for name, digest in sorted(fingerprints.items())
+        ]
+        statements.append(exp.insert(exp.values(values), target.copy()).sql(dialect=dialect))
+    return statements
+
+
+def _fingerprints(
+    client: SqlClientBase[Any], dialect: str, name_table: TableNamer
+) -> dict[str, str]:
+    """The fingerprints of the last build (`_skyprep_models`); none before the first."""
+    table = name_table(FINGERPRINTS_RELATION)
+    if not _raw_table_exists(client, table, dialect):
+        return {}
+    rows = client.execute_sql(f"SELECT model, fingerprint FROM {table.sql(dialect=dialect)}")
+    return {str(model): str(digest) for model, digest in rows or []}
+
+
 def _table_expression(path: Iterable[str]) -> exp.Table:
     """An exp.Table from dlt's [catalog,] dataset, table path (already case-folded)."""
     *prefix, name = path
@@ -495,7 +646,8 @@ def _namer(client: SqlClientBase[Any], models: Mapping[str, Model], analytics: s
     keep_catalog = client.capabilities.sqlglot_dialect != "duckdb"
 
     def name_table(name: str) -> exp.Table:
-        dataset = analytics if name in models or name == SETTINGS_RELATION else raw_dataset
+        own = name in models or name in (SETTINGS_RELATION, FINGERPRINTS_RELATION)
+        dataset = analytics if own else raw_dataset
         path = client.make_qualified_table_name_path(name, quote=False, dataset_name=dataset)
         return _table_expression(path if keep_catalog else path[-2:])
 
@@ -516,6 +668,7 @@ def build_models(
     *,
     models_dir: Traversable | None = None,
     settings: ModelSettings | None = None,
+    full_refresh: bool = False,
 ) -> ModelsBuild:
     """Build every model on the pipeline's own destination into `dataset_name`.
 
@@ -530,6 +683,10 @@ def build_models(
     is written first, as the table `model_settings` of `dataset_name`, which the marts read.
     An optional staging model (an `-- optional:` line) whose raw table was never loaded reads
     as empty instead of being skipped.
+
+    An incremental mart (an `-- incremental:` line: the history marts) is appended to with the
+    loads it does not hold yet; it is built in full when its table is missing, when its
+    fingerprint (`fingerprint`, kept in `_skyprep_models`) changed, or with `full_refresh`.
 
     Returns a `ModelsBuild`: the models built in order, the as-of time (the last successful
     load) and the row count of every mart.
@@ -565,6 +722,14 @@ def build_models(
         with client.with_alternative_dataset_name(dataset_name):
             if not client.has_dataset():
                 client.create_dataset()
+        # what the incremental marts were last built under (read before the transaction: a
+        # failed probe would abort a PostgreSQL transaction); a dropped table is built in full
+        built_under = {} if full_refresh else _fingerprints(client, dialect, name_table)
+        built_under = {
+            name: digest
+            for name, digest in built_under.items()
+            if _raw_table_exists(client, name_table(name), dialect)
+        }
         transaction = (
             client.begin_transaction()
             if client.capabilities.supports_ddl_transactions
@@ -573,18 +738,26 @@ def build_models(
         with transaction:
             for statement in settings_statements(settings, dialect, name_table):
                 client.execute_sql(statement)
+            fingerprints: dict[str, str] = {}
             for model in to_build:
-                statements = render_statements(
-                    model,
-                    dialect,
-                    name_table,
-                    empty_raw=model.raw_refs & missing,
-                    org_dimensions=settings.org_dimensions,
-                    ephemeral=models,
-                )
+                options: dict[str, Any] = {
+                    "empty_raw": model.raw_refs & missing,
+                    "org_dimensions": settings.org_dimensions,
+                    "ephemeral": models,
+                }
+                statements = render_statements(model, dialect, name_table, **options)
+                if model.materialization == "incremental":
+                    fingerprints[model.name] = fingerprint(model, models, statements[-1], settings)
+                    if built_under.get(model.name) == fingerprints[model.name]:
+                        statements = render_statements(
+                            model, dialect, name_table, append=True, **options
+                        )
+                        result.appended.append(model.name)
                 for statement in statements:
                     client.execute_sql(statement)
                 result.built.append(model.name)
+            for statement in fingerprint_statements(fingerprints, dialect, name_table):
+                client.execute_sql(statement)
 
         for model in to_build:
             if model.layer == "marts":

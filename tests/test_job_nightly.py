@@ -222,6 +222,16 @@ def test_models_rebuilds_the_models_alone(tmp_path: Path, sandbox: Sandbox) -> N
     )
     assert sandbox.stats()["calls_total"] == calls  # SkyPrep is not read
     assert any(line.startswith("models: ") for line in result.stdout.splitlines())
+    appended = "  new loads appended to bridge_user_group_members_at_load,"
+    assert not any(line.startswith(appended) for line in result.stdout.splitlines())
+
+    # the history marts hold the load now: the next build only appends, unless asked
+    again = skyprep("models", cwd=tmp_path, env=env)
+    assert any(line.startswith(appended) for line in again.stdout.splitlines()), again.stdout
+    assert "(3 appended to)" in again.stderr
+    full = skyprep("models", "--full-refresh", cwd=tmp_path, env=env)
+    assert full.returncode == 0, full.stderr
+    assert not any(line.startswith(appended) for line in full.stdout.splitlines())
 
 
 def test_models_without_a_pipeline_names_the_fix(tmp_path: Path) -> None:

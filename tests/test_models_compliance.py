@@ -452,6 +452,27 @@ TREND_COLUMNS = (
 )
 
 
+EXPECTED_TREND = [
+    # L1: Ana compliant, Ben failed, Cy in progress (10 due 04-30), Di failed
+    (AT_1, None, 4, 1, 1, 0, 0, 2, 0.25, 0),
+    (AT_1, 1, 3, 1, 1, 0, 0, 1, round(1 / 3, 9), 0),  # Ana, Ben, Cy
+    (AT_1, 2, 2, 0, 1, 0, 0, 1, 0.0, 0),  # Cy, Di
+    # L2, the same day: Ben passed course 10 and is in progress with course 20
+    (AT_2, None, 4, 1, 2, 0, 0, 1, 0.25, 0),
+    (AT_2, 1, 3, 1, 2, 0, 0, 0, round(1 / 3, 9), 0),
+    (AT_2, 2, 2, 0, 1, 0, 0, 1, 0.0, 0),
+    # L3: Ana's pass expired 05-01; Ben's course 20 overdue since 05-01; Cy left
+    # Warehouse (only the path's course 40 is required: passed); Di deleted
+    (AT_3, None, 3, 1, 0, 1, 1, 0, round(1 / 3, 9), 1),
+    (AT_3, 1, 2, 0, 0, 1, 1, 0, 0.0, 1),
+    (AT_3, 2, 1, 1, 0, 0, 0, 0, 1.0, 0),
+    # L4: Ben passed course 20
+    (AT_4, None, 3, 2, 0, 0, 1, 0, round(2 / 3, 9), 0),
+    (AT_4, 1, 2, 1, 0, 0, 1, 0, 0.5, 0),
+    (AT_4, 2, 1, 1, 0, 0, 0, 0, 1.0, 0),
+]
+
+
 def test_trend_evaluates_every_load_at_its_own_time(world: dlt.Pipeline) -> None:
     got = rows(
         world,
@@ -459,25 +480,7 @@ def test_trend_evaluates_every_load_at_its_own_time(world: dlt.Pipeline) -> None
         "as_of_at, coalesce(user_group_id, 0)",
         TREND_COLUMNS,
     )
-    assert got == [
-        # L1: Ana compliant, Ben failed, Cy in progress (10 due 04-30), Di failed
-        (AT_1, None, 4, 1, 1, 0, 0, 2, 0.25, 0),
-        (AT_1, 1, 3, 1, 1, 0, 0, 1, round(1 / 3, 9), 0),  # Ana, Ben, Cy
-        (AT_1, 2, 2, 0, 1, 0, 0, 1, 0.0, 0),  # Cy, Di
-        # L2, the same day: Ben passed course 10 and is in progress with course 20
-        (AT_2, None, 4, 1, 2, 0, 0, 1, 0.25, 0),
-        (AT_2, 1, 3, 1, 2, 0, 0, 0, round(1 / 3, 9), 0),
-        (AT_2, 2, 2, 0, 1, 0, 0, 1, 0.0, 0),
-        # L3: Ana's pass expired 05-01; Ben's course 20 overdue since 05-01; Cy left
-        # Warehouse (only the path's course 40 is required: passed); Di deleted
-        (AT_3, None, 3, 1, 0, 1, 1, 0, round(1 / 3, 9), 1),
-        (AT_3, 1, 2, 0, 0, 1, 1, 0, 0.0, 1),
-        (AT_3, 2, 1, 1, 0, 0, 0, 0, 1.0, 0),
-        # L4: Ben passed course 20
-        (AT_4, None, 3, 2, 0, 0, 1, 0, round(2 / 3, 9), 0),
-        (AT_4, 1, 2, 1, 0, 0, 1, 0, 0.5, 0),
-        (AT_4, 2, 1, 1, 0, 0, 0, 0, 1.0, 0),
-    ]
+    assert got == EXPECTED_TREND
 
 
 def test_the_trend_at_the_last_load_matches_the_current_marts(world: dlt.Pipeline) -> None:
@@ -552,6 +555,121 @@ def test_history_keys_are_unique(world: dlt.Pipeline) -> None:
             f"select count(*) as n, count(distinct ({key})) as k from {{a}}.{name}",
         )
         assert counts["n"] > 0 and counts["n"] == counts["k"], name
+
+
+# ---- incremental history marts ---------------------------------------------------------------
+
+HISTORY_MARTS = {
+    "bridge_user_group_members_at_load": "load_id, user_group_id, user_id",
+    "fct_user_compliance_at_load": "load_id, user_id",
+    "agg_compliance_trend": "load_id, coalesce(user_group_id, -1)",
+}
+
+
+def add_loads(pipeline: dlt.Pipeline, loads: list[Row]) -> None:
+    """Record more successful loads in the raw `_dlt_loads`, as dlt does after each load."""
+    with pipeline.sql_client() as client:
+        table = client.make_qualified_table_name("_dlt_loads")
+        for load_id, schema, status, at, version_hash in loads:
+            client.execute_sql(
+                f"insert into {table} values ('{load_id}', '{schema}', {status},"
+                f" '{at.isoformat()}', '{version_hash}')"
+            )
+
+
+def history(pipeline: dlt.Pipeline) -> dict[str, list[dict]]:
+    return {name: mart(pipeline, name, key) for name, key in HISTORY_MARTS.items()}
+
+
+def test_history_marts_append_each_new_load_and_equal_a_full_build(
+    destination: str, tmp_path: Path
+) -> None:
+    """Built after L2, then after L4: the second build evaluates L3 and L4 only, and the marts
+    are the paper's and a full build's, row for row."""
+    tables = {**RAW_TABLES, "_dlt_loads": (LOADS_COLUMNS, LOADS[:2])}
+    pipelines = make_pipeline(destination, tmp_path)
+    pipeline = next(pipelines)
+    write_raw_world(pipeline, tables)
+    first = build_models(pipeline, analytics_dataset(pipeline), settings=DEPARTMENT)
+    assert first.appended == []  # the first build is a full one
+    assert first.rows["agg_compliance_trend"] == 6
+
+    add_loads(pipeline, LOADS[2:])
+    second = build_models(pipeline, analytics_dataset(pipeline), settings=DEPARTMENT)
+    assert second.appended == [
+        "bridge_user_group_members_at_load",
+        "fct_user_compliance_at_load",
+        "agg_compliance_trend",
+    ]
+    trend = rows(pipeline, "agg_compliance_trend", "as_of_at, coalesce(user_group_id, 0)",
+                 TREND_COLUMNS)  # fmt: skip
+    assert trend == EXPECTED_TREND
+    monthly = rows(pipeline, "fct_user_compliance_monthly", "month_start, user_id",
+                   MONTHLY_COLUMNS)  # fmt: skip
+    assert monthly == EXPECTED_MONTHLY
+    appended = history(pipeline)
+
+    full = build_models(
+        pipeline, analytics_dataset(pipeline), settings=DEPARTMENT, full_refresh=True
+    )
+    assert full.appended == []
+    assert history(pipeline) == appended
+    next(pipelines, None)
+
+
+def test_a_history_mart_is_rebuilt_in_full_only_when_what_it_depends_on_changed(
+    destination: str, tmp_path: Path
+) -> None:
+    """A row of an evaluated load is never evaluated again (a hand-edited row stays), until
+    the settings change, the table is dropped, or a full refresh is asked for."""
+    pipelines = build(destination, tmp_path)
+    pipeline = next(pipelines)
+    analytics = analytics_dataset(pipeline)
+    before = history(pipeline)
+
+    def tamper() -> None:
+        with pipeline.sql_client() as client:
+            client.execute_sql(
+                f"update {analytics}.fct_user_compliance_at_load"
+                " set compliance_status = 'edited' where load_id = '1'"
+            )
+
+    def edited() -> int:
+        (row,) = query(
+            pipeline,
+            "select count(*) as n from {a}.fct_user_compliance_at_load"
+            " where compliance_status = 'edited'",
+        )
+        return int(row["n"])
+
+    tamper()
+    again = build_models(pipeline, analytics, settings=DEPARTMENT)
+    assert len(again.appended) == 3 and edited() == 4  # nothing new to evaluate: kept
+    assert again.rows["fct_user_compliance_at_load"] == len(before["fct_user_compliance_at_load"])
+
+    # other settings: every history mart is built in full (their rows depend on the settings)
+    other = ModelSettings(org_dimensions={"location": "ca_1"})
+    rebuilt = build_models(pipeline, analytics, settings=other)
+    assert rebuilt.appended == [] and edited() == 0
+    assert history(pipeline) == before
+
+    tamper()
+    assert build_models(pipeline, analytics, settings=other).appended != [] and edited() == 4
+    refreshed = build_models(pipeline, analytics, settings=other, full_refresh=True)
+    assert refreshed.appended == [] and edited() == 0
+
+    # a dropped history mart is built in full; the others, untouched, are appended to
+    tamper()
+    with pipeline.sql_client() as client:
+        client.execute_sql(f"drop table {analytics}.bridge_user_group_members_at_load")
+    dropped = build_models(pipeline, analytics, settings=other)
+    assert dropped.appended == ["fct_user_compliance_at_load", "agg_compliance_trend"]
+    assert edited() == 4
+    assert (
+        history(pipeline)["bridge_user_group_members_at_load"]
+        == (before["bridge_user_group_members_at_load"])
+    )
+    next(pipelines, None)
 
 
 # ---- learning paths, classroom attendance, skills -------------------------------------------

@@ -1,4 +1,5 @@
 -- grain: one row per successful load x scope: the whole account (user_group_id null) and each user group recorded at that load
+-- incremental: stg_dlt_loads.load_id (a load, once evaluated, never changes: each build adds the loads not yet here)
 -- Compliance as recorded at each load, evaluated at the load's own time (fct_user_compliance_at_load).
 -- A group's row counts its members as recorded then; a learner counts in every group they were in.
 -- Loads are observations: a change made and undone between two loads is never seen, and nothing

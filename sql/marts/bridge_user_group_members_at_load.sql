@@ -1,4 +1,5 @@
 -- grain: one row per successful load x (user group, user) membership as recorded at that load
+-- incremental: stg_dlt_loads.load_id (a load, once evaluated, never changes: each build adds the loads not yet here)
 -- As recorded at a load's time T: the scd2 version with valid_from <= T and (valid_to null or > T),
 -- for the membership, its group and its user alike. course_id_list: the group's courses then.
 with loads as (

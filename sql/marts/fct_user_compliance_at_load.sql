@@ -1,10 +1,11 @@
 -- grain: one row per successful load x user with at least one required course progress as recorded at that load
+-- incremental: stg_dlt_loads.load_id (a load, once evaluated, never changes: each build adds the loads not yet here)
 -- Each load is evaluated at its own time T (loaded_at): progresses, users, memberships, group
 -- courses and learning paths as recorded then (scd2 version valid at T), overdue and expiry at T.
 -- The required rule is chosen per load as in fct_course_progress: configured courses (the settings,
 -- int_required_course_rules), else group and learning-path assignments when at least one
 -- enrolment was reached so, else every enrolment. Course tags of the required_course_tags setting
--- are the current courses' tags.
+-- are the courses' tags when the load is evaluated (the build after it; a full rebuild: today's).
 with loads as (
 
     select * from stg_dlt_loads
