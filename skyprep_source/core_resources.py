@@ -53,6 +53,7 @@ from skyprep_source.retirement import (
     guard_and_confirm,
     hold_retirement,
     isolated,
+    remember_confirm_calls,
     snapshot_loaded_before,
 )
 from skyprep_source.row_hash import add_row_hash
@@ -287,6 +288,7 @@ def user_group_members_resource(
                         f"{policy.max_confirm_calls}",
                     )
                 )
+                groups = []  # held: no group is read again, nothing retires
             else:
                 missing = {(str(g), str(u)) for g, u in found.keys}
                 for group_id in groups:
@@ -299,6 +301,7 @@ def user_group_members_resource(
                         for row in member_rows(group_id, group)
                         if (str(row["user_group_id"]), str(row["user_id"])) in missing
                     ]
+            remember_confirm_calls(report, endpoint.name, len(groups))
         return page_to_table(rows, endpoint)
 
     return dlt.transformer(

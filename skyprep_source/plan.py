@@ -16,9 +16,11 @@ Lists whose size nothing tells (learning paths, materials, payments, ...) are as
 one page unless `known_counts` (rows per resource from an earlier run) says otherwise; each
 course's progress list likewise, unless `course_progress_counts` (rows per course) says more.
 `resource_states` (the resources' dlt state after an earlier run) adds what a later run does
-differently: the re-read of page 1 after each multi-page snapshot list (`verify_paging`) and
-the timeslot window since the last run. The job reads all three from the destination and the
-pipeline's state when the pipeline has loaded before (`known_facts`).
+differently: the re-read of page 1 after each multi-page snapshot list (`verify_paging`), the
+timeslot window since the last run, and the calls that confirmed records missing from a list
+before retiring them (`confirm_calls`, retirement.py): this run is assumed to make as many.
+The job reads all three from the destination and the pipeline's state when the pipeline has
+loaded before (`known_facts`).
 
     plan = plan_run({"api_key": ..., "acct_key": ..., "base_url": ...})
     print(plan)                       # calls per resource, total, time at the budget
@@ -49,6 +51,7 @@ from skyprep_source.catalogue import (
 )
 from skyprep_source.client import RateBudget, RetryPolicy, SkyPrepClient, key_of
 from skyprep_source.errors import SkyPrepError
+from skyprep_source.retirement import CONFIRM_CALLS
 from skyprep_source.scopes import timestamptz
 
 logger = logging.getLogger(__name__)
@@ -176,8 +179,9 @@ def plan_run(
         course_progress_counts: `course_progresses` rows per course id from an earlier run:
             each course's list is priced from its own count (a course not in it: one page).
         resource_states: each resource's dlt state after an earlier run: a snapshot that
-            loaded before re-reads page 1 after each multi-page list (`verify_paging`), and
-            the timeslot window starts from the last run's date.
+            loaded before re-reads page 1 after each multi-page list (`verify_paging`), the
+            timeslot window starts from the last run's date, and a table's confirming calls
+            are priced from its last run's (`confirm_calls`, at most `max_confirm_calls`).
         client: the client to ask (default: one built from the configuration).
         now: the run's time (tests); the timeslot window is computed from it (and from the
             last run's date in `resource_states`).
@@ -503,14 +507,43 @@ class _Planner:
         # the client checks once whether a short first page is the whole list (one extra call)
         if not any(c.calls > 1 and c.resource in _LISTS for c in costs):
             costs.append(ResourceCost("(paging check)", 1, "a short first page confirmed once"))
-        if any((state or {}).get("snapshot_loaded") for state in self.states.values()):
-            # confirm before retiring (retirement.py): unknown until the lists are read
+        confirming = self.confirm_cost(priced)
+        if confirming is not None:
+            costs.append(confirming)
+        return costs
+
+    def confirm_cost(self, priced: set[str]) -> ResourceCost | None:
+        """Confirm before retiring (retirement.py): a table that loaded before asks for each
+        record missing from its list (`user_group_members`: reads its group again). How many
+        is unknown until the lists are read: priced as many as its last run made
+        (`confirm_calls` in its state), at most `max_confirm_calls`; without that count,
+        a note."""
+        cap = int(self.config.get("max_confirm_calls"))
+        last_run: dict[str, int] = {}
+        uncounted = False
+        for name in sorted(priced & _CONFIRMING):
+            state = self.states.get(name) or {}
+            if CONFIRM_CALLS in state:
+                last_run[name] = min(int(state[CONFIRM_CALLS]), cap)
+            elif state.get("snapshot_loaded"):  # loaded before, its confirming calls unknown
+                uncounted = True
+        if uncounted:
             self.notes.append(
                 "plus 1 call per record missing from its list since the last run (its own "
-                f"route confirms it is gone), at most {self.config.get('max_confirm_calls')} "
-                "per table; none on a night without deletions"
+                f"route confirms it is gone), at most {cap} per table; none on a night without "
+                "deletions"
             )
-        return costs
+        if not last_run:
+            return None
+        made = [f"{name} {calls}" for name, calls in last_run.items() if calls]
+        basis = (
+            f"as many as the last run made ({', '.join(made)})"
+            if made
+            else "none: the last run had no record missing from its lists"
+        )
+        return ResourceCost(
+            CONFIRM_LINE, sum(last_run.values()), f"{basis}, at most {cap} per table"
+        )
 
     def parent_of(self, spec: TableSpec) -> str | None:
         """The table whose records `spec` fans out over under this configuration."""
@@ -650,6 +683,13 @@ class _Planner:
         )
 
 
+# the plan's line for the calls that confirm records missing from a list before retiring them
+CONFIRM_LINE = "(confirm before retiring)"
+# the tables whose records missing from a snapshot cost a call each (their own route;
+# user_group_members reads the group again), from a table's second run on
+_CONFIRMING = frozenset(
+    {*(spec.name for spec in TABLES.values() if spec.confirm), "user_group_members"}
+)
 # the lists the source reads with `verify_stable` (snapshot_resource, course_progresses)
 _RECHECKED = frozenset({*SNAPSHOT_RESOURCES, "course_progresses"})
 _LISTS = frozenset(spec.name for spec in TABLES.values() if spec.kind in LIST_KINDS)

@@ -17,7 +17,9 @@ glitch from becoming a deletion:
   skipped (`isolated`): what it read so far loads, nothing of its table is retired, the job
   exits with PARTIAL. Core failures fail the run, as does any failure with `all_or_nothing`.
 
-`RunReport` collects what happened, for the job's summary and exit code.
+`RunReport` collects what happened, for the job's summary and exit code. The confirming calls
+a table made are also kept in its resource's state (`confirm_calls`): the next run's call plan
+prices its own from them (plan.py).
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ CONFIRM_ROUTES: dict[str, tuple[str, str]] = {
 DETAIL_FIELDS: frozenset[str] = frozenset({"users", "details"})
 # rows fetched per round trip when the destination's current keys are read
 KEY_BATCH_ROWS = 50_000
+# the resource-state key of the confirming calls its table made in its last run (plan.py)
+CONFIRM_CALLS = "confirm_calls"
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ class RunReport:
     held: dict[str, HeldRetirement] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # resource -> why
     confirmed: dict[str, tuple[int, int]] = field(default_factory=dict)  # table -> (kept, gone)
+    confirm_calls: dict[str, int] = field(default_factory=dict)  # table -> calls confirming
     finished: set[str] = field(default_factory=set)  # snapshot resources read to their end
     yielded: dict[str, int] = field(default_factory=dict)  # items each snapshot resource gave
     dropped: dict[str, int] = field(default_factory=dict)  # table -> rows without a valid key
@@ -134,6 +139,11 @@ class RunReport:
         """`rows` rows of `table` were not loaded: their key was missing or not an integer."""
         with self._lock:
             self.dropped[table] = self.dropped.get(table, 0) + rows
+
+    def count_confirm_calls(self, table: str, calls: int) -> None:
+        """`table` made `calls` calls to confirm its missing rows this run."""
+        with self._lock:
+            self.confirm_calls[table] = calls
 
     def hold(self, held: HeldRetirement) -> None:
         with self._lock:
@@ -279,6 +289,7 @@ def guard_and_confirm(
     table = endpoint.name
     found = find_candidates(table, seen, policy.max_confirm_calls + 1, scope_sql)
     if not found.missing:
+        remember_confirm_calls(report, table, 0)
         return []
     reason = None
     if found.missing > policy.max_confirm_calls:
@@ -290,9 +301,11 @@ def guard_and_confirm(
         held = HeldRetirement(table, found.missing, found.current, reason)
         report.hold(held)
         logger.warning("SkyPrep %s", held.line())
+        remember_confirm_calls(report, table, 0)
         return []
     confirm = CONFIRM_ROUTES.get(table)
     if confirm is None:  # no single-record route: a complete, guarded snapshot decides
+        remember_confirm_calls(report, table, 0)
         return []
     route, parameter = confirm
     fresh: list[dict[str, Any]] = []
@@ -305,6 +318,7 @@ def guard_and_confirm(
             continue
         fresh.append({k: v for k, v in record.items() if k not in DETAIL_FIELDS})
     report.confirmed[table] = (len(fresh), gone)
+    remember_confirm_calls(report, table, len(found.keys))
     if fresh:
         logger.warning(
             "SkyPrep %s: %d record(s) missing from the list still exist (%s); kept",
@@ -313,6 +327,14 @@ def guard_and_confirm(
             route,
         )
     return fresh
+
+
+def remember_confirm_calls(report: RunReport, table: str, calls: int) -> None:
+    """`table` made `calls` confirming calls this run (0: nothing missing, or held): in the
+    report, and in its resource's state, saved with the load, so that the next run's call plan
+    prices its confirming calls from them (`plan.known_facts`)."""
+    report.count_confirm_calls(table, calls)
+    dlt.current.resource_state()[CONFIRM_CALLS] = calls
 
 
 def guarded_fan_out(

@@ -12,7 +12,8 @@ import pytest
 
 from skyprep_sandbox import Sandbox
 from skyprep_source.job import RunOptions, run_load
-from skyprep_source.plan import KnownFacts, known_facts, plan_run
+from skyprep_source.plan import CONFIRM_LINE, KnownFacts, known_facts, plan_run
+from skyprep_source.retirement import RunReport
 
 PAGE_SIZE = 5  # the tiny world's courses hold ~16 progresses each: several pages per course
 
@@ -69,6 +70,109 @@ def test_a_later_runs_plan_is_within_ten_percent_of_its_calls(
     dry = run_load(replace(options, plan_only=True))
     assert dry.plan.total_calls == plan.total_calls
     assert set(sandbox.stats()["calls"]) <= {"get_data", "get_instructor_led_training_timeslots"}
+
+
+def users_alike(sandbox: Sandbox, count: int) -> list[int]:
+    """`count` users of the sandbox with as many progresses and group memberships each (and
+    none a power user): deleting two of them costs about the same confirming calls as two
+    others."""
+    world = sandbox.world
+    alike: dict[tuple[int, int], list[int]] = {}
+    for user_id in world.users.ids():
+        if user_id in world.power_users:
+            continue
+        groups = sum(1 for members in world.group_members.values() if user_id in members)
+        progresses = len(world.progresses_by_user.get(user_id, {}))
+        alike.setdefault((progresses, groups), []).append(user_id)
+    users = max(alike.values(), key=len)
+    assert len(users) >= count, alike
+    return users[:count]
+
+
+def test_a_later_runs_plan_prices_the_confirming_calls_the_run_before_made(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = {
+        "api_key": sandbox.api_key,
+        "acct_key": sandbox.acct_key,
+        "base_url": sandbox.base_url,
+        "requests_per_minute": None,
+        "request_timeout": 5.0,
+        "page_size": PAGE_SIZE,
+    }
+    options = RunOptions(
+        destination=dlt.destinations.duckdb(str(tmp_path / "skyprep.duckdb")),
+        pipelines_dir=str(tmp_path / "pipelines"),
+        source_options=config,
+        build_models=False,
+    )
+    leavers = users_alike(sandbox, 4)
+    groups = len(sandbox.world.user_groups)
+    run_load(options)
+
+    # night 2: two users leave (with their progresses and memberships); each missing user
+    # and progress is asked for by its own route, each group that lost a member read again
+    for user_id in leavers[:2]:
+        sandbox.world.destroy_user(user_id)
+    sandbox.reset_stats()
+    second = run_load(options)
+    assert CONFIRM_LINE not in {cost.resource for cost in second.plan.costs}  # not known yet
+    assert any("missing from its list" in note for note in second.plan.notes)
+    report = RunReport.latest()
+    assert report is not None
+    confirm_calls = report.confirm_calls
+    made = sandbox.stats()["calls"]
+    assert confirm_calls["users"] == made["get_user"] == 2
+    assert confirm_calls["course_progresses"] == made["get_course_progress"] > 0
+    assert confirm_calls["user_group_members"] == made["get_user_group"] - groups > 0
+    confirming = sum(confirm_calls.values())
+
+    # night 3: two users alike leave; the plan prices the confirming calls night 2 made
+    for user_id in leavers[2:]:
+        sandbox.world.destroy_user(user_id)
+    sandbox.reset_stats()
+    third = run_load(options)
+    plan = third.plan
+    costs = {cost.resource: cost for cost in plan.costs}
+    assert CONFIRM_LINE in costs, str(plan)
+    line = costs[CONFIRM_LINE]
+    assert line.calls == confirming, str(plan)
+    assert f"users {confirm_calls['users']}" in line.basis
+    assert not any("missing from its list" in note for note in plan.notes)
+    actual = int(sandbox.stats()["calls_total"]) - plan.planning_calls
+    assert abs(plan.total_calls - actual) <= 0.05 * actual, (plan.total_calls, actual, str(plan))
+
+
+def test_confirming_calls_are_priced_from_the_last_run_at_most_max_confirm_calls() -> None:
+    states = {
+        "users": {"snapshot_loaded": True, "confirm_calls": 7},
+        "course_progresses": {"snapshot_loaded": True, "confirm_calls": 900},
+        "courses": {"snapshot_loaded": True, "confirm_calls": 0},
+        "skills": {"snapshot_loaded": True, "confirm_calls": 40},  # not selected: not priced
+    }
+    plan = plan_run(
+        offline_config(max_confirm_calls=500),
+        ["users", "course_progresses"],
+        known_counts={"users": 10, "courses": 5, "course_progresses": 50},
+        resource_states=states,
+    )
+    line = next(cost for cost in plan.costs if cost.resource == CONFIRM_LINE)
+    assert line.calls == 7 + 500
+    assert line.basis.startswith("as many as the last run made (course_progresses 500, users 7)")
+    assert not plan.notes
+    # a table that loaded before but has no count yet (the run that first confirms): a note
+    uncounted = plan_run(
+        offline_config(),
+        ["users"],
+        known_counts={"users": 10},
+        resource_states={"users": {"snapshot_loaded": True}},
+    )
+    assert CONFIRM_LINE not in {cost.resource for cost in uncounted.costs}
+    assert any("missing from its list" in note for note in uncounted.notes)
+    # a first run confirms nothing: neither line nor note
+    first = plan_run(offline_config(), ["users"], known_counts={"users": 10})
+    assert CONFIRM_LINE not in {cost.resource for cost in first.costs} and not first.notes
 
 
 def test_progress_lists_are_priced_per_course_with_their_re_check() -> None:
