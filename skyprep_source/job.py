@@ -210,14 +210,39 @@ def config_missing_failure(missing: ConfigFieldMissingException) -> JobFailure:
     if missing.spec_name == source_factory().ref.SPEC.__name__:
         fixes = [f"{name}: set {SETTING_LOCATIONS.get(name, name)}" for name in missing.fields]
         return JobFailure(ExitCode.CONFIG, "missing SkyPrep configuration; " + "; ".join(fixes))
-    fixes = [
-        f"{name}: set {env_key_of(missing.traces.get(name, [])) or name} "
-        "(environment variable, or the same key in .dlt/secrets.toml)"
-        for name in missing.fields
-    ]
+    fixes = []
+    for name in missing.fields:
+        traces = missing.traces.get(name, [])
+        key = env_key_of(traces) or name
+        lacking = lacking_parts(traces)
+        if lacking:
+            # e.g. a connection string without a password: the key IS set, say what it lacks
+            fix = (
+                f"{key} is set but has no {', '.join(lacking)}: add it, or set "
+                f"{key}__{lacking[0].upper()}"
+            )
+            if "password" in lacking:
+                fix += (
+                    " (dlt requires a password even where the server trusts the connection; "
+                    "any value does there, e.g. postgresql://user:any@host:5432/db)"
+                )
+            fixes.append(fix)
+        else:
+            fixes.append(
+                f"{name}: set {key} (environment variable, or the same key in .dlt/secrets.toml)"
+            )
     return JobFailure(
         ExitCode.CONFIG, f"missing configuration of {missing.spec_name}; " + "; ".join(fixes)
     )
+
+
+def lacking_parts(traces: Sequence[Any]) -> list[str]:
+    """The fields a nested configuration (credentials) still lacks when some of its fields
+    were found, i.e. it was given but incomplete; [] when it was not given at all."""
+    for trace in traces:
+        if isinstance(trace, LookupTraces) and trace.resolved_fields_set:
+            return sorted(trace.traces)
+    return []
 
 
 def env_key_of(traces: Sequence[Any]) -> str | None:

@@ -290,6 +290,24 @@ def test_run_without_destination_credentials_names_the_environment_variable(
     assert "set DESTINATION__POSTGRES__CREDENTIALS" in reason
 
 
+def test_credentials_without_a_password_say_so_rather_than_unset(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    """A DSN without a password (a server that trusts local connections) is set: the line
+    names what it lacks, not "set DESTINATION__POSTGRES__CREDENTIALS"."""
+    env = {
+        **sandbox_environment(tmp_path, sandbox),
+        "DESTINATION__POSTGRES__CREDENTIALS": "postgresql://loader@127.0.0.1:9/warehouse",
+    }
+    result = skyprep("run", "--destination", "postgres", "--quiet", cwd=tmp_path, env=env)
+
+    assert result.returncode == ExitCode.CONFIG
+    (reason,) = error_lines(result)
+    assert "DESTINATION__POSTGRES__CREDENTIALS is set but has no password" in reason
+    assert "DESTINATION__POSTGRES__CREDENTIALS__PASSWORD" in reason
+    assert "loader@127.0.0.1" not in reason  # a connection string is never echoed
+
+
 def test_full_refresh_drops_the_history_and_reloads_the_current_snapshot(
     tmp_path: Path, sandbox: Sandbox
 ) -> None:
