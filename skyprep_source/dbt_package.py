@@ -230,7 +230,9 @@ def qualified_select_condition(
     `name_table`, in `dialect` on one line."""
     condition = new_rows_condition(model)
     for table in list(condition.find_all(exp.Table)):
-        table.replace(name_table(table.name))
+        qualified = name_table(table.name)
+        for part in ("this", "db", "catalog"):
+            table.set(part, qualified.args.get(part))
     return condition.sql(dialect=dialect)
 
 

@@ -416,12 +416,17 @@ def inline_ephemeral(
 
 
 def new_rows_condition(model: Model) -> exp.Expr:
-    """`<key> NOT IN (SELECT <key> FROM <the model itself>)`: the rows of an incremental mart's
+    """`<key> NOT IN (SELECT held.<key> FROM <the model itself> AS held)`: the rows of an incremental mart's
     source model that the mart does not hold yet (unqualified: the namer qualifies the model)."""
     if model.incremental is None:
         raise ModelDefinitionError(f"{model.name}: not an incremental model")
     _, key = model.incremental
-    held = exp.select(exp.column(key)).from_(exp.to_table(model.name))
+    # the key qualified by the mart's own alias: were the mart to lack the column, an
+    # unqualified name would silently bind to the outer row (nothing would ever be new)
+    this = exp.Table(
+        this=exp.to_identifier(model.name), alias=exp.TableAlias(this=exp.to_identifier("held"))
+    )
+    held = exp.select(exp.column(key, table="held")).from_(this)
     return exp.not_(exp.column(key).isin(query=held))
 
 

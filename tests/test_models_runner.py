@@ -156,6 +156,41 @@ def test_a_qualified_table_name_is_refused(tmp_path: Path) -> None:
         load_models(root)
 
 
+def test_an_incremental_line_must_name_a_model_the_mart_reads_and_its_key(tmp_path: Path) -> None:
+    loads = "-- grain: one row per load\nselect load_id from _dlt_loads"
+    for line in ("-- incremental: stg_loads", "-- incremental: stg_users.load_id"):
+        root = write_models(
+            tmp_path / line.split()[-1],
+            {
+                "staging/stg_loads.sql": loads,
+                "marts/fct_loads.sql": f"-- grain: one row per load\n{line}\nselect * from stg_loads",
+            },
+        )
+        with pytest.raises(ModelDefinitionError, match="an incremental mart has one line"):
+            load_models(root)
+
+
+def test_an_incremental_mart_without_its_key_column_fails_instead_of_appending_nothing(
+    tmp_path: Path, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    """The new-rows filter reads the mart's own key column, qualified: a mart that lacks it
+    stops the build (an unqualified name would bind to the source's row: nothing new, ever)."""
+    write_raw_world(duckdb_pipeline)
+    root = write_models(
+        tmp_path / "models",
+        {
+            "staging/stg_loads.sql": "-- grain: one row per load\n"
+            "select load_id, inserted_at from _dlt_loads",
+            "marts/fct_load_times.sql": "-- grain: one row per load\n"
+            "-- incremental: stg_loads.load_id\nselect inserted_at from stg_loads",
+        },
+    )
+    first = build_models(duckdb_pipeline, models_dir=root)
+    assert first.appended == [] and first.rows["fct_load_times"] > 0
+    with pytest.raises(Exception, match="load_id"):
+        build_models(duckdb_pipeline, models_dir=root)
+
+
 def test_build_order_follows_references_not_names(tmp_path: Path) -> None:
     root = write_models(
         tmp_path,
