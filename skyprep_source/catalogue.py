@@ -68,6 +68,8 @@ class TableSpec:
         parent_when: settings under which the parent feeds it (default: always).
         enabled_by: the `skyprep()` argument that creates it; None: always created. For
             `per_user_resources` the table's name must be listed in it.
+        enabled_by_default: its `enabled_by` argument is on unless turned off (the table
+            is a default resource, not an opt-in one).
         id_param: the route's parameter naming the parent's record (`user_id`, ...).
         unpack: where the rows are in each answer (documentation, and the unpacker's name).
         answers: what one call answers: an `object`, or a `list` (paged; each record a row).
@@ -96,6 +98,7 @@ class TableSpec:
     parent: str | None = None
     parent_when: Mapping[str, Any] = field(default_factory=dict)
     enabled_by: str | None = None
+    enabled_by_default: bool = False
     id_param: str | None = None
     unpack: str | None = None
     answers: Literal["object", "list"] = "object"
@@ -120,7 +123,7 @@ class TableSpec:
     @property
     def opt_in(self) -> bool:
         """Created only when its argument asks for it (it costs a call per user or record)."""
-        return self.enabled_by is not None and self.enabled_by != "saved_reports"
+        return self.enabled_by is not None and not self.enabled_by_default
 
     @property
     def json_columns(self) -> list[str]:
@@ -255,6 +258,7 @@ TABLES: dict[str, TableSpec] = _specs(
         primary_key=(),
         parent="saved_advanced_reports",
         enabled_by="saved_reports",
+        enabled_by_default=True,
         id_param="format=csv",
         per="changed report",
         kept="replaced",

@@ -64,3 +64,18 @@ def test_the_plan_prices_by_kind_without_naming_tables() -> None:
         if isinstance(node, ast.Constant) and isinstance(node.value, str)
     }
     assert not named & set(TABLES), named & set(TABLES)
+
+
+def test_a_table_is_opt_in_exactly_when_its_skyprep_argument_is_off_by_default() -> None:
+    from skyprep_source.source import skyprep
+
+    defaults = {
+        name: parameter.default for name, parameter in inspect.signature(skyprep).parameters.items()
+    }
+    for spec in TABLES.values():
+        if spec.enabled_by is None:
+            assert not spec.opt_in, spec.name
+            continue
+        assert spec.enabled_by in defaults, f"{spec.name}: no skyprep() argument {spec.enabled_by}"
+        assert spec.opt_in == (not defaults[spec.enabled_by]), spec.name
+    assert not TABLES["saved_reports"].opt_in
