@@ -15,7 +15,7 @@ WITH loads AS (
       *
     FROM {{ ref('stg_dlt_loads') }}
     WHERE
-      {% if is_incremental() %}NOT load_id IN (SELECT held.load_id FROM {{ this }} AS held){% else %}TRUE{% endif %}
+      {% if is_incremental() %}NOT load_id IN (SELECT DISTINCT held.load_id FROM {{ this }} AS held){% else %}TRUE{% endif %}
   ) AS stg_dlt_loads
 ), memberships AS (
   SELECT
