@@ -191,6 +191,36 @@ def test_an_incremental_mart_without_its_key_column_fails_instead_of_appending_n
         build_models(duckdb_pipeline, models_dir=root)
 
 
+def test_an_incremental_mart_reads_other_history_marts_for_the_loads_it_evaluates_only() -> None:
+    """Appending a night must not join a year of another history mart's rows: each read of a
+    history mart inside an incremental mart is restricted by the key (`key IN (SELECT ...)`).
+    agg_compliance_trend joined fct_user_compliance_at_load and bridge_user_group_members_at_load
+    in full: 10 s and 5.8 GB per night after a year of 100,000 learners (bench/history_year.py);
+    restricted, 0.06 s. fct_user_compliance_at_load reads the memberships bridge the same way."""
+    models = load_models()
+    history = {name: model for name, model in models.items() if model.incremental}
+    reads = []
+    for name, model in history.items():
+        assert model.incremental is not None
+        _, key = model.incremental
+        for table in model.parse().find_all(sqlglot.exp.Table):
+            if table.name not in history or table.name == name:
+                continue
+            select = table.find_ancestor(sqlglot.exp.Select)
+            where = select.args.get("where") if select is not None else None
+            restricted = where is not None and any(
+                condition.this.name == key and condition.args.get("query") is not None
+                for condition in where.find_all(sqlglot.exp.In)
+            )
+            assert restricted, f"{name} reads {table.name} for every load it holds"
+            reads.append((name, table.name))
+    assert sorted(reads) == [
+        ("agg_compliance_trend", "bridge_user_group_members_at_load"),
+        ("agg_compliance_trend", "fct_user_compliance_at_load"),
+        ("fct_user_compliance_at_load", "bridge_user_group_members_at_load"),
+    ]
+
+
 def test_build_order_follows_references_not_names(tmp_path: Path) -> None:
     root = write_models(
         tmp_path,

@@ -4,6 +4,9 @@
 -- A group's row counts its members as recorded then; a learner counts in every group they were in.
 -- Loads are observations: a change made and undone between two loads is never seen, and nothing
 -- before the first load is known.
+-- The history marts are read for the loads evaluated here only: appending a night reads that
+-- night's rows, not a year of them (joined in full, a year of 100,000 learners took 10 s and
+-- 5.8 GB in DuckDB; bench/history_year.py).
 with loads as (
 
     select * from stg_dlt_loads
@@ -13,12 +16,14 @@ with loads as (
 statuses as (
 
     select * from fct_user_compliance_at_load
+    where load_id in (select loads.load_id from loads)
 
 ),
 
 memberships as (
 
     select * from bridge_user_group_members_at_load
+    where load_id in (select loads.load_id from loads)
 
 ),
 

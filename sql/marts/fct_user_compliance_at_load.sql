@@ -6,6 +6,7 @@
 -- int_required_course_rules), else group and learning-path assignments when at least one
 -- enrolment was reached so, else every enrolment. Course tags of the required_course_tags setting
 -- are the courses' tags when the load is evaluated (the build after it; a full rebuild: today's).
+-- Memberships are read for the loads evaluated here only (appending a night reads that night's).
 with loads as (
 
     select * from stg_dlt_loads
@@ -27,6 +28,7 @@ users as (
 memberships as (
 
     select * from bridge_user_group_members_at_load
+    where load_id in (select loads.load_id from loads)
 
 ),
 

@@ -11,6 +11,7 @@
 /* int_required_course_rules), else group and learning-path assignments when at least one */
 /* enrolment was reached so, else every enrolment. Course tags of the required_course_tags setting */
 /* are the courses' tags when the load is evaluated (the build after it; a full rebuild: today's). */
+/* Memberships are read for the loads evaluated here only (appending a night reads that night's). */
 WITH loads AS (
   SELECT
     *
@@ -33,6 +34,12 @@ WITH loads AS (
   SELECT
     *
   FROM {{ ref('bridge_user_group_members_at_load') }}
+  WHERE
+    load_id IN (
+      SELECT
+        loads.load_id
+      FROM loads
+    )
 ), path_groups AS (
   SELECT
     *
