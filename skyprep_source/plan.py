@@ -521,7 +521,9 @@ class _Planner:
         cap = int(self.config.get("max_confirm_calls"))
         last_run: dict[str, int] = {}
         uncounted = False
-        for name in sorted(priced & _CONFIRMING):
+        # every snapshot table records its confirming calls (0 without a confirming route)
+        # from its second run on: the states say which tables confirm, no list of them here
+        for name in sorted(priced):
             state = self.states.get(name) or {}
             if CONFIRM_CALLS in state:
                 last_run[name] = min(int(state[CONFIRM_CALLS]), cap)
@@ -685,11 +687,6 @@ class _Planner:
 
 # the plan's line for the calls that confirm records missing from a list before retiring them
 CONFIRM_LINE = "(confirm before retiring)"
-# the tables whose records missing from a snapshot cost a call each (their own route;
-# user_group_members reads the group again), from a table's second run on
-_CONFIRMING = frozenset(
-    {*(spec.name for spec in TABLES.values() if spec.confirm), "user_group_members"}
-)
 # the lists the source reads with `verify_stable` (snapshot_resource, course_progresses)
 _RECHECKED = frozenset({*SNAPSHOT_RESOURCES, "course_progresses"})
 _LISTS = frozenset(spec.name for spec in TABLES.values() if spec.kind in LIST_KINDS)

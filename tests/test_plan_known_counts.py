@@ -30,10 +30,8 @@ def offline_config(**options: Any) -> dict[str, Any]:
     )
 
 
-def test_a_later_runs_plan_is_within_ten_percent_of_its_calls(
-    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
+def sandbox_run_options(sandbox: Sandbox, tmp_path: Path, **source_options: Any) -> RunOptions:
+    """The job's load (no models) against the sandbox, rate budget off, into tmp_path."""
     config = {
         "api_key": sandbox.api_key,
         "acct_key": sandbox.acct_key,
@@ -41,14 +39,21 @@ def test_a_later_runs_plan_is_within_ten_percent_of_its_calls(
         "requests_per_minute": None,
         "request_timeout": 5.0,
         "page_size": PAGE_SIZE,
-        "verify_paging": True,  # priced with its re-checks (off by default)
-    }
-    options = RunOptions(
+    } | source_options
+    return RunOptions(
         destination=dlt.destinations.duckdb(str(tmp_path / "skyprep.duckdb")),
         pipelines_dir=str(tmp_path / "pipelines"),
         source_options=config,
         build_models=False,
     )
+
+
+def test_a_later_runs_plan_is_within_ten_percent_of_its_calls(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    # priced with its re-checks (verify_paging is off by default)
+    options = sandbox_run_options(sandbox, tmp_path, verify_paging=True)
     first = run_load(options)
     assert first.plan.planning_calls > 0
     sandbox.reset_stats()
@@ -62,7 +67,7 @@ def test_a_later_runs_plan_is_within_ten_percent_of_its_calls(
     assert costs["course_progresses"].calls == sandbox.stats()["calls"]["get_course_progresses"]
     # without what the first run learned (a first run's plan: progresses priced from a sample
     # of courses, no re-checks of page 1), the plan of the same run is further off
-    blind = plan_run(config).total_calls
+    blind = plan_run(options.source_options).total_calls
     assert blind < actual, (blind, actual)
     assert abs(blind - actual) > abs(plan.total_calls - actual), (blind, plan.total_calls)
     # a dry run (`skyprep run --plan`) reads the same facts: only the counts it asks afresh
@@ -93,20 +98,7 @@ def test_a_later_runs_plan_prices_the_confirming_calls_the_run_before_made(
     sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    config = {
-        "api_key": sandbox.api_key,
-        "acct_key": sandbox.acct_key,
-        "base_url": sandbox.base_url,
-        "requests_per_minute": None,
-        "request_timeout": 5.0,
-        "page_size": PAGE_SIZE,
-    }
-    options = RunOptions(
-        destination=dlt.destinations.duckdb(str(tmp_path / "skyprep.duckdb")),
-        pipelines_dir=str(tmp_path / "pipelines"),
-        source_options=config,
-        build_models=False,
-    )
+    options = sandbox_run_options(sandbox, tmp_path)
     leavers = users_alike(sandbox, 4)
     groups = len(sandbox.world.user_groups)
     run_load(options)
