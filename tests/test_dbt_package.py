@@ -301,20 +301,25 @@ def test_dbt_builds_the_compliance_world_into_the_runners_marts(
     assert mart_rows(pipeline, project.schema, "agg_org_compliance")
 
 
+def run_source(pipeline: dlt.Pipeline, sb: Sandbox) -> None:
+    """One run of the real source against the sandbox (rate budget off, no saved reports)."""
+    pipeline.run(
+        skyprep(
+            api_key=sb.api_key,
+            acct_key=sb.acct_key,
+            base_url=sb.base_url,
+            requests_per_minute=None,
+            saved_reports=False,
+        )
+    )
+
+
 def load_twice(pipeline: dlt.Pipeline) -> None:
     """The tiny generated world through the real source, then again after 30 days passed."""
     with Sandbox(World.generate(seed=7, scale="tiny"), rate_limit=None) as sb:
         for days in (0, 30):
             sb.advance(days=days) if days else None
-            pipeline.run(
-                skyprep(
-                    api_key=sb.api_key,
-                    acct_key=sb.acct_key,
-                    base_url=sb.base_url,
-                    requests_per_minute=None,
-                    saved_reports=False,
-                )
-            )
+            run_source(pipeline, sb)
 
 
 def test_dbt_builds_the_sandbox_loaded_by_the_source_into_the_runners_marts(
@@ -335,15 +340,7 @@ def test_dbt_builds_the_sandbox_loaded_by_the_source_into_the_runners_marts(
                             f'update "{schema}".fct_user_compliance_at_load'
                             " set assigned = assigned + 1000"
                         )
-            pipeline.run(
-                skyprep(
-                    api_key=sb.api_key,
-                    acct_key=sb.acct_key,
-                    base_url=sb.base_url,
-                    requests_per_minute=None,
-                    saved_reports=False,
-                )
-            )
+            run_source(pipeline, sb)
             result = build_models(pipeline, analytics_of(pipeline))
             assert result.skipped == {}
             project = project or dbt_project(pipeline, tmp_path)
